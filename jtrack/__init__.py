@@ -1,0 +1,7 @@
+"""jtrack: online MDNet-family visual object tracking as pure JAX functions."""
+
+from jtrack import boxes
+from jtrack.config import TrackerConfig
+from jtrack.nets import Backbone, get_backbone, register_backbone
+
+__version__ = "0.1.0"

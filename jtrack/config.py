@@ -1,0 +1,130 @@
+"""TrackerConfig: every knob of the tracker, frozen and hashable.
+
+Defaults follow the published MDNet settings (Nam & Han, CVPR 2016, and the
+py-MDNet options file) where jtrack has the same knob; fields that exist only
+because of the region-once design say so. A config is a static argument of
+the jitted functions: changing a field recompiles, changing data does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerConfig:
+    # --- network -----------------------------------------------------------
+    backbone: str = "vggm"          # registry name, see jtrack.nets
+    roi_size: int = 3               # RoIAlign output is roi_size x roi_size
+    roi_sampling: int = 2           # bilinear points per bin and axis
+    hidden: int = 512               # fc4/fc5 width
+    dropout: float = 0.5
+
+    # --- search region (region-once design) --------------------------------
+    region_scale: float = 3.0       # region side = scale x max(side, mean side)
+    region_size: int = 219          # region resampled to region_size^2 pixels
+    init_region_scale: float = 5.0  # wider region on the first frame (negatives)
+    failure_widen: float = 1.5      # search region and translation x this after a failure
+    max_widen: float = 2.25         # cap on the compounded widening
+
+    # --- candidates --------------------------------------------------------
+    n_candidates: int = 256
+    trans: float = 0.6              # Gaussian translation, x mean(w, h)
+    scale: float = 1.05             # Gaussian scale step (factor per unit)
+    top_k: int = 5
+    outlier_reject: bool = True     # drop top-K boxes far from their median
+    outlier_iou: float = 0.5        # keep top-K boxes with IoU >= this to the median box
+
+    # --- first frame -------------------------------------------------------
+    n_pos_init: int = 500
+    n_neg_init: int = 5000
+    pos_iou_init: float = 0.7
+    neg_iou_init: float = 0.5
+    iters_init: int = 50
+    lr_init: float = 0.0005
+
+    # --- online updates ----------------------------------------------------
+    n_pos_update: int = 50
+    n_neg_update: int = 200
+    pos_iou_update: float = 0.7
+    neg_iou_update: float = 0.3
+    iters_update: int = 15
+    lr_update: float = 0.001
+    batch_pos: int = 32
+    batch_neg: int = 96
+    batch_neg_cand: int = 1024      # hard negative mining pool per iteration
+    hard_negative_mining: bool = True
+    frames_long: int = 100          # positive memory (frames)
+    frames_short: int = 20          # negative memory (frames)
+    long_interval: int = 10         # long-term update every N frames
+    first_frame_weight: float = 1.0  # >1 trusts the first frame's positives more
+    online_update: bool = True
+
+    # --- optimiser (optax.multi_transform per layer) -----------------------
+    # (layer, learning-rate multiplier); layers absent or with 0 are frozen.
+    layer_lr: tuple[tuple[str, float], ...] = (("fc4", 1.0), ("fc5", 1.0), ("fc6", 10.0))
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 10.0
+
+    # --- bounding-box regression -------------------------------------------
+    bbreg: bool = True
+    n_bbreg: int = 1000
+    bbreg_iou: float = 0.6
+    bbreg_alpha: float = 1000.0     # ridge penalty (py-MDNet's Ridge alpha)
+
+    # --- misc --------------------------------------------------------------
+    success_threshold: float = 0.5  # target probability below this = "lost"
+    score_history: int = 10
+
+    def __post_init__(self):
+        errors = []
+
+        def check(ok, msg):
+            if not ok:
+                errors.append(msg)
+
+        for name in ("n_candidates", "top_k", "n_pos_init", "n_neg_init",
+                     "n_pos_update", "n_neg_update", "batch_pos", "batch_neg",
+                     "batch_neg_cand", "frames_long", "frames_short",
+                     "long_interval", "region_size", "roi_size", "roi_sampling",
+                     "hidden", "n_bbreg", "score_history"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v > 0, f"{name} must be a positive int, got {v!r}")
+        for name in ("iters_init", "iters_update"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and v >= 0, f"{name} must be an int >= 0, got {v!r}")
+        for name in ("lr_init", "lr_update", "weight_decay", "grad_clip", "trans",
+                     "bbreg_alpha", "first_frame_weight"):
+            v = getattr(self, name)
+            check(math.isfinite(v) and v >= 0, f"{name} must be finite and >= 0, got {v!r}")
+        check(self.region_scale >= 1.0, f"region_scale must be >= 1, got {self.region_scale!r}")
+        check(self.init_region_scale >= self.region_scale,
+              "init_region_scale must be >= region_scale")
+        check(self.failure_widen >= 1.0, "failure_widen must be >= 1")
+        check(self.max_widen >= 1.0, "max_widen must be >= 1")
+        check(self.scale >= 1.0, f"scale must be >= 1, got {self.scale!r}")
+        check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        check(0.0 <= self.momentum < 1.0, "momentum must be in [0, 1)")
+        check(0.0 < self.success_threshold < 1.0, "success_threshold must be in (0, 1)")
+        for name in ("pos_iou_init", "neg_iou_init", "pos_iou_update",
+                     "neg_iou_update", "bbreg_iou", "outlier_iou"):
+            v = getattr(self, name)
+            check(0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v!r}")
+        check(self.top_k <= self.n_candidates, "top_k must be <= n_candidates")
+        check(self.batch_neg <= self.batch_neg_cand, "batch_neg must be <= batch_neg_cand")
+        check(all(isinstance(n, str) and m >= 0 for n, m in self.layer_lr),
+              "layer_lr must be ((layer, multiplier >= 0), ...)")
+        if errors:
+            raise ValueError("invalid TrackerConfig: " + "; ".join(errors))
+
+    @property
+    def init_region_size(self) -> int:
+        """Pixel side of the first-frame region: same pixels per target as
+        tracking regions, so features match in scale."""
+        return int(round(self.region_size * self.init_region_scale / self.region_scale))
+
+    def replace(self, **changes) -> "TrackerConfig":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
