@@ -1,7 +1,13 @@
-"""jtrack: online MDNet-family visual object tracking as pure JAX functions."""
+"""jtrack: online MDNet-family visual object tracking as pure JAX functions.
+
+Box convention everywhere inside the library: (4,) float32 xywh, 0-based
+pixels (see :mod:`jtrack.boxes`).
+"""
 
 from jtrack import boxes
 from jtrack.config import TrackerConfig
 from jtrack.nets import Backbone, get_backbone, register_backbone
+from jtrack.tracker import (TrackerState, TrackOutput, feature_dim, init,
+                            init_params, score_candidates, step)
 
 __version__ = "0.1.0"

@@ -18,6 +18,8 @@ class TrackerConfig:
     backbone: str = "vggm"          # registry name, see jtrack.nets
     roi_size: int = 3               # RoIAlign output is roi_size x roi_size
     roi_sampling: int = 2           # bilinear points per bin and axis
+    feature_norm: bool = True       # scale each pooled feature to unit RMS (backbone-agnostic
+                                    # head; turn off for fc4 weights trained on raw features)
     hidden: int = 512               # fc4/fc5 width
     dropout: float = 0.5
 
@@ -35,6 +37,17 @@ class TrackerConfig:
     top_k: int = 5
     outlier_reject: bool = True     # drop top-K boxes far from their median
     outlier_iou: float = 0.5        # keep top-K boxes with IoU >= this to the median box
+
+    # --- training-sample generators (MDNet SampleGenerator settings) --------
+    pos_trans: float = 0.1          # Gaussian positives
+    pos_scale: float = 1.3
+    neg_trans_init: float = 1.0     # uniform negatives on the first frame
+    neg_scale_init: float = 1.6     # (plus as many anywhere in the first region)
+    neg_trans_update: float = 2.0   # uniform negatives in updates, clipped to the region
+    neg_scale_update: float = 1.3
+    bbreg_trans: float = 0.3
+    bbreg_scale: float = 1.6
+    min_box_size: float = 4.0       # output boxes are at least this many pixels a side
 
     # --- first frame -------------------------------------------------------
     n_pos_init: int = 500
@@ -96,7 +109,8 @@ class TrackerConfig:
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 0, f"{name} must be an int >= 0, got {v!r}")
         for name in ("lr_init", "lr_update", "weight_decay", "grad_clip", "trans",
-                     "bbreg_alpha", "first_frame_weight"):
+                     "bbreg_alpha", "first_frame_weight", "pos_trans", "neg_trans_init",
+                     "neg_trans_update", "bbreg_trans", "min_box_size"):
             v = getattr(self, name)
             check(math.isfinite(v) and v >= 0, f"{name} must be finite and >= 0, got {v!r}")
         check(self.region_scale >= 1.0, f"region_scale must be >= 1, got {self.region_scale!r}")
@@ -104,7 +118,9 @@ class TrackerConfig:
               "init_region_scale must be >= region_scale")
         check(self.failure_widen >= 1.0, "failure_widen must be >= 1")
         check(self.max_widen >= 1.0, "max_widen must be >= 1")
-        check(self.scale >= 1.0, f"scale must be >= 1, got {self.scale!r}")
+        for name in ("scale", "pos_scale", "neg_scale_init", "neg_scale_update", "bbreg_scale"):
+            v = getattr(self, name)
+            check(v >= 1.0, f"{name} must be >= 1, got {v!r}")
         check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
         check(0.0 <= self.momentum < 1.0, "momentum must be in [0, 1)")
         check(0.0 < self.success_threshold < 1.0, "success_threshold must be in (0, 1)")

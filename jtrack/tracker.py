@@ -1,0 +1,347 @@
+"""The single-target tracker: ``init`` and ``step`` as pure, jitted functions.
+
+Per frame (:func:`step`):
+  1. crop ONE search region around the previous box (``region``) and run the
+     backbone once on it;
+  2. draw ``n_candidates`` Gaussian boxes around the previous box, pool their
+     features from the region's feature map (RoIAlign) and score them with
+     the FC head;
+  3. average the top-K candidates after dropping outliers (boxes whose IoU to
+     the top-K median box is low), refine with the bounding-box regressor;
+  4. if the target was found, pool positives/negatives around the new box
+     from the same feature map into the sample memory; otherwise widen the
+     search for the next frame;
+  5. update the head: short-term after a failure, long-term every
+     ``long_interval`` frames (one ``lax.scan``, hard negative mining).
+
+Everything lives in one :class:`TrackerState` pytree. ``step`` consumes
+(donates) the state it is given: keep using the returned one. Frame size is
+a traced value inside the heavy computation, so new frame sizes only
+recompile the cheap region crop.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtrack import bbreg as bbreg_lib
+from jtrack import boxes as B
+from jtrack import learn, memory, nets, optim, region, sampling
+from jtrack.config import TrackerConfig
+
+Params = Any
+
+
+@flax.struct.dataclass
+class TrackerState:
+    """Everything the tracker carries from frame to frame (a pytree)."""
+
+    backbone: Params       # conv trunk parameters (frozen online)
+    head: Params           # {'fc4', 'fc5', 'fc6'}
+    opt_state: Any         # optax state of the head
+    memory: memory.SampleMemory
+    bbreg: jax.Array       # (D + 1, 4) ridge weights
+    box: jax.Array         # (4,) float32 xywh, last output
+    frame_index: jax.Array  # () int32, 0 on the first frame
+    key: jax.Array         # PRNG key
+    widen: jax.Array       # () float32, search widening (1 = normal)
+    scores: jax.Array      # (score_history,) float32, most recent last
+    image_wh: jax.Array    # (2,) float32 frame width, height
+
+
+@flax.struct.dataclass
+class TrackOutput:
+    box: jax.Array        # (4,) float32 xywh, frame pixels
+    score: jax.Array      # () float32, mean target probability of the top-K
+    success: jax.Array    # () bool, score > success_threshold
+    updated: jax.Array    # () bool, the head was trained this frame
+    region: jax.Array     # (4,) xywh search region used
+    top_boxes: jax.Array  # (K, 4) xywh top-K candidates
+    top_scores: jax.Array  # (K,) their target probabilities
+
+
+def feature_dim(config: TrackerConfig) -> int:
+    """Size D of one pooled feature vector."""
+    return config.roi_size ** 2 * nets.get_backbone(config.backbone).channels
+
+
+def init_params(config: TrackerConfig, key: jax.Array) -> dict:
+    """{'backbone': ..., 'head': ...}: backbone params from the backbone's own
+    ``init`` (pretrained where it ships weights), random head."""
+    kb, kh = jax.random.split(_as_key(key))
+    backbone = nets.get_backbone(config.backbone)
+    return {"backbone": backbone.init(kb),
+            "head": nets.init_head(kh, feature_dim(config), config.hidden)}
+
+
+# ----------------------------------------------------------------------------
+# pure building blocks
+
+
+def pool_features(config: TrackerConfig, fmap: jax.Array,
+                  region_boxes: jax.Array) -> jax.Array:
+    """(N, 4) region-pixel boxes -> (N, D) flattened RoIAlign features."""
+    bb = nets.get_backbone(config.backbone)
+    f = nets.roi_align(fmap, region_boxes, config.roi_size, config.roi_sampling,
+                       bb.stride, bb.offset)
+    f = f.reshape(f.shape[0], -1)
+    if config.feature_norm:
+        f = f * jax.lax.rsqrt(jnp.mean(f * f, axis=-1, keepdims=True) + 1e-6)
+    return f
+
+
+def score_candidates(config: TrackerConfig, params: dict, region_image: jax.Array,
+                     region_boxes: jax.Array) -> jax.Array:
+    """Logits (N, 2) of region-pixel boxes (N, 4) in one region image
+    (S, S, 3). Differentiable in ``params`` (for ``jax.grad``)."""
+    bb = nets.get_backbone(config.backbone)
+    fmap = bb.apply(params["backbone"], region_image)
+    feats = pool_features(config, fmap, region_boxes)
+    return nets.head_logits(params["head"], feats, hidden=config.hidden)
+
+
+def _clip_to_area(boxes: jax.Array, area: jax.Array, min_size: float) -> jax.Array:
+    shifted = boxes - jnp.concatenate([area[:2], jnp.zeros(2)])
+    clipped = B.clip_to_image(shifted, area[2:], min_size)
+    return clipped + jnp.concatenate([area[:2], jnp.zeros(2)])
+
+
+def _median_inliers(config: TrackerConfig, top_boxes: jax.Array) -> jax.Array:
+    """(K, 4) -> (K,) bool: boxes agreeing with the coordinate-wise median."""
+    if not config.outlier_reject:
+        return jnp.ones(top_boxes.shape[0], bool)
+    med = jnp.median(top_boxes, axis=0)
+    keep = B.iou(top_boxes, med[None]) >= config.outlier_iou
+    return keep.at[0].set(True)  # the best candidate always counts
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    w = mask.astype(x.dtype)[:, None]
+    return jnp.sum(x * w, 0) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _train(config, optimizer, head, opt_state, mem, frame_index, window, key, iters):
+    pos_w = memory.positive_weights(mem, frame_index, window, config.first_frame_weight)
+    neg_w = memory.negative_weights(mem)
+
+    def sample_pos(k, n):
+        return memory.gather_positives(mem, sampling.weighted_choice(k, pos_w, n))
+
+    def sample_neg(k, n):
+        return memory.gather_negatives(mem, sampling.weighted_choice(k, neg_w, n))
+
+    return learn.train(config, optimizer, head, opt_state, sample_pos, sample_neg,
+                       key, iters)
+
+
+def _init_core(config: TrackerConfig, params: dict, frame: jax.Array,
+               box: jax.Array, key: jax.Array) -> TrackerState:
+    bb = nets.get_backbone(config.backbone)
+    image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
+    rbox = region.region_box(box, config.init_region_scale)
+    size = config.init_region_size
+    fmap = bb.apply(params["backbone"], region.crop(frame, rbox, size))
+    area = region.intersect(rbox, jnp.concatenate([jnp.zeros(2), image_wh]))
+    ks = jax.random.split(key, 9)
+
+    def select(k_sel, cands, lo, hi, n):
+        cands = _clip_to_area(cands, area, config.min_box_size)
+        return sampling.select_by_iou(k_sel, cands, box, lo, hi, n)
+
+    pos, pos_ok = select(ks[1], sampling.gaussian(
+        ks[0], box, 2 * config.n_pos_init, config.pos_trans, config.pos_scale),
+        config.pos_iou_init, 1.0, config.n_pos_init)
+    half = config.n_neg_init
+    neg_pool = jnp.concatenate([
+        sampling.uniform(ks[2], box, half, config.neg_trans_init, config.neg_scale_init),
+        sampling.whole(ks[3], box, area, half, config.neg_scale_init)])
+    neg, neg_ok = select(ks[4], neg_pool, 0.0, config.neg_iou_init, config.n_neg_init)
+    reg, reg_ok = select(ks[6], sampling.uniform(
+        ks[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale),
+        config.bbreg_iou, 1.0, config.n_bbreg)
+
+    feats = pool_features(config, fmap, region.to_region(
+        jnp.concatenate([pos, neg, reg]), rbox, size))
+    pos_f, neg_f = feats[:config.n_pos_init], feats[config.n_pos_init:-config.n_bbreg]
+    reg_f = feats[-config.n_bbreg:]
+
+    d = feats.shape[-1]
+    w = (bbreg_lib.fit(reg_f, reg, box, reg_ok, config.bbreg_alpha) if config.bbreg
+         else jnp.zeros((d + 1, 4), jnp.float32))
+
+    mem = memory.create(pos_f, pos_ok, config.frames_long, config.n_pos_update,
+                        config.frames_short, config.n_neg_update)
+    # The first frame's negatives seed the pool used for the initial training;
+    # a random subset of them stays in the short-term memory.
+    init_mem = mem.replace(neg=neg_f[None], neg_valid=neg_ok[None],
+                           neg_frame=jnp.zeros((1,), jnp.int32))
+    opt_first, _ = optim.tracker_optimizers(config)
+    head = params["head"]
+    opt_state = opt_first.init(head)
+    head, opt_state, _ = _train(config, opt_first, head, opt_state, init_mem,
+                                jnp.int32(0), config.frames_long, ks[7],
+                                config.iters_init)
+    mem = memory.write_negatives(mem, neg_f[:config.n_neg_update],
+                                 neg_ok[:config.n_neg_update], jnp.int32(0))
+    return TrackerState(
+        backbone=params["backbone"], head=head, opt_state=opt_state, memory=mem,
+        bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
+        widen=jnp.ones((), jnp.float32),
+        scores=jnp.ones((config.score_history,), jnp.float32),
+        image_wh=image_wh)
+
+
+def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Array,
+               rbox: jax.Array, image_wh: jax.Array) -> tuple[TrackerState, TrackOutput]:
+    bb = nets.get_backbone(config.backbone)
+    size = config.region_size
+    fmap = bb.apply(state.backbone, region_image)
+    key, k_cand, k_pos, k_ps, k_neg, k_ns, k_upd = jax.random.split(state.key, 7)
+    t = state.frame_index + 1
+    image_box = jnp.concatenate([jnp.zeros(2), image_wh])
+
+    # 1. score candidates around the previous box
+    cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
+                              config.trans * state.widen, config.scale)
+    cands = B.clip_to_image(cands, image_wh, config.min_box_size)
+    feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
+    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
+    top_p, top_i = jax.lax.top_k(probs, config.top_k)
+    top_boxes = cands[top_i]
+    keep = _median_inliers(config, top_boxes)
+    score = jnp.mean(top_p)
+    success = score > config.success_threshold
+    box = _masked_mean(top_boxes, keep)
+    if config.bbreg:
+        refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
+        box = jnp.where(success, refined, box)
+    box = B.clip_to_image(box, image_wh, config.min_box_size)
+
+    # 2. collect samples around the new box from the same feature map
+    area = region.intersect(rbox, image_box)
+    pos, pos_ok = sampling.select_by_iou(
+        k_ps, B.clip_to_image(sampling.gaussian(
+            k_pos, box, 2 * config.n_pos_update, config.pos_trans, config.pos_scale),
+            image_wh, config.min_box_size),
+        box, config.pos_iou_update, 1.0, config.n_pos_update)
+    neg, neg_ok = sampling.select_by_iou(
+        k_ns, _clip_to_area(sampling.uniform(
+            k_neg, box, 2 * config.n_neg_update, config.neg_trans_update,
+            config.neg_scale_update), area, config.min_box_size),
+        box, 0.0, config.neg_iou_update, config.n_neg_update)
+    sample_f = pool_features(config, fmap, region.to_region(
+        jnp.concatenate([pos, neg]), rbox, size))
+    learning = success & config.online_update
+    mem = state.memory
+    # Only a frame where the target was found adds samples; otherwise the ring
+    # slot keeps its old content and the write head does not move.
+    new_mem = memory.write_negatives(memory.write_positives(
+        mem, sample_f[:config.n_pos_update], pos_ok, t),
+        sample_f[config.n_pos_update:], neg_ok, t)
+    mem = jax.tree.map(lambda a, b: jnp.where(learning, a, b), new_mem, mem)
+
+    # 3. online update: short-term after a failure, long-term periodically
+    do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
+    window = jnp.where(success, config.frames_long, config.frames_short)
+    _, opt_update = optim.tracker_optimizers(config)
+
+    def update(args):
+        head, opt_state = args
+        head, opt_state, _ = _train(config, opt_update, head, opt_state, mem, t,
+                                    window, k_upd, config.iters_update)
+        return head, opt_state
+
+    head, opt_state = jax.lax.cond(do_update, update, lambda a: a,
+                                   (state.head, state.opt_state))
+
+    widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
+                                                config.max_widen)).astype(jnp.float32)
+    new_state = state.replace(
+        head=head, opt_state=opt_state, memory=mem, box=box, frame_index=t, key=key,
+        widen=widen, scores=jnp.concatenate([state.scores[1:], score[None]]),
+        image_wh=image_wh)
+    out = TrackOutput(box=box, score=score, success=success, updated=do_update,
+                      region=rbox, top_boxes=top_boxes, top_scores=top_p)
+    return new_state, out
+
+
+# ----------------------------------------------------------------------------
+# jitted entry points with input checks at the boundary
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _crop_region(frame, box, scale, size):
+    """Region box and its resampled image; the only part compiled per frame size."""
+    rbox = region.region_box(box, scale)
+    wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
+    return region.crop(frame, rbox, size), rbox, wh
+
+
+_init_jit = jax.jit(_init_core, static_argnums=0)
+_step_jit = jax.jit(_step_core, static_argnums=0, donate_argnums=1)
+
+
+def _as_key(key) -> jax.Array:
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if key.dtype == jnp.uint32 and key.shape == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(f"expected a PRNG key from jax.random.key(...), got "
+                    f"dtype {key.dtype} shape {key.shape}")
+
+
+def _check_frame(frame) -> jax.Array:
+    shape, dtype = np.shape(frame), getattr(frame, "dtype", None)
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"frame must be an (H, W, 3) RGB array, got shape {shape}")
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"frame is empty: shape {shape}")
+    if dtype not in (np.uint8, np.float32):
+        raise TypeError(f"frame must be uint8 (or float32 in [0, 255]), got {dtype}")
+    return frame if isinstance(frame, jax.Array) else jnp.asarray(frame)
+
+
+def _check_box(box, image_wh) -> jax.Array:
+    b = np.asarray(box, dtype=np.float64)
+    if b.shape != (4,):
+        raise ValueError(f"box must have shape (4,) as x, y, w, h; got shape {b.shape}")
+    if not np.all(np.isfinite(b)):
+        raise ValueError(f"box has non-finite values: {b.tolist()}")
+    if b[2] <= 0 or b[3] <= 0:
+        raise ValueError(f"box must have positive width and height, got w={b[2]}, h={b[3]}")
+    w, h = image_wh
+    if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
+        raise ValueError(f"box {b.tolist()} lies entirely outside the {w}x{h} frame")
+    return jnp.asarray(b, jnp.float32)
+
+
+def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
+    """Start tracking ``box`` ((4,) xywh, 0-based pixels) in ``frame``
+    ((H, W, 3) uint8). Trains the head on the first frame; returns the state."""
+    frame = _check_frame(frame)
+    box = _check_box(box, (frame.shape[1], frame.shape[0]))
+    expected = feature_dim(config)
+    got = np.shape(params["head"]["fc4"]["kernel"])[0]
+    if got != expected:
+        raise ValueError(f"head fc4 expects {got} inputs but backbone "
+                         f"{config.backbone!r} with roi_size {config.roi_size} "
+                         f"gives {expected}")
+    box = B.clip_to_image(box, jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32),
+                          config.min_box_size)
+    return _init_jit(config, params, frame, box, _as_key(key))
+
+
+def step(config: TrackerConfig, state: TrackerState, frame
+         ) -> tuple[TrackerState, TrackOutput]:
+    """Track one frame. Pure; consumes ``state`` (its buffers are donated)."""
+    frame = _check_frame(frame)
+    region_image, rbox, image_wh = _crop_region(
+        frame, state.box, config.region_scale * state.widen, config.region_size)
+    return _step_jit(config, state, region_image, rbox, image_wh)
