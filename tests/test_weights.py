@@ -215,3 +215,196 @@ def test_real_efficientnet_file():
     assert state["_blocks.3._depthwise_conv.weight"].shape == (144, 1, 5, 5)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert all(np.isfinite(v).all() for v in state.values())
+
+
+# ----------------------------------------------------------------------------
+# MDNet / VGG-M loaders
+
+
+def _reference_params(seed=0):
+    """Random params with jtrack's exact names and shapes (VGGM + Head init)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jtrack.nets import VGGM, init_head
+
+    kb, kh = jax.random.split(jax.random.key(seed))
+    bb = VGGM().init(kb, jnp.zeros((107, 107, 3)))["params"]
+    head = init_head(kh, 3 * 3 * 512)
+    rng = np.random.default_rng(seed)
+    rand = lambda a: rng.standard_normal(np.shape(a)).astype(np.float32)  # noqa: E731
+    return jax.tree_util.tree_map(rand, {"backbone": dict(bb), "head": dict(head)})
+
+
+def _matconvnet_layers(ref, with_head=True):
+    """MatConvNet cell array of layer structs (conv/relu/norm/pool/fc)."""
+    def cell(*arrays):
+        c = np.empty((1, len(arrays)), dtype=object)
+        for i, a in enumerate(arrays):
+            c[0, i] = a
+        return c
+
+    layers = []
+    for i, name in enumerate(("conv1", "conv2", "conv3"), 1):
+        p = ref["backbone"][name]
+        layers.append({"name": name, "type": "conv",
+                       "weights": cell(p["kernel"], p["bias"][None, :])})
+        layers.append({"name": f"relu{i}", "type": "relu", "weights": np.empty((0, 0), object)})
+    if with_head:
+        for name in ("fc4", "fc5", "fc6"):
+            p = ref["head"][name]
+            k = 3 if name == "fc4" else 1
+            w = p["kernel"].reshape(k, k, -1, p["kernel"].shape[1])  # conv filters
+            layers.append({"name": name, "type": "conv", "weights": cell(w, p["bias"][None, :])})
+    return cell(*layers)
+
+
+def _pymdnet_state(ref, n_branches=2):
+    st = {}
+    for name in ("conv1", "conv2", "conv3"):
+        p = ref["backbone"][name]
+        st[f"layers.{name}.0.weight"] = np.ascontiguousarray(p["kernel"].transpose(3, 2, 0, 1))
+        st[f"layers.{name}.0.bias"] = p["bias"]
+    for name in ("fc4", "fc5"):
+        p = ref["head"][name]
+        w = p["kernel"].T  # (out, in), in = HWC here
+        if name == "fc4":  # py-MDNet flattens conv3 output as CHW
+            w = w.reshape(512, 3, 3, 512).transpose(0, 3, 1, 2).reshape(512, -1)
+        st[f"layers.{name}.1.weight"] = np.ascontiguousarray(w)
+        st[f"layers.{name}.1.bias"] = p["bias"]
+    for k in range(n_branches):
+        st[f"branches.{k}.1.weight"] = np.ascontiguousarray(ref["head"]["fc6"]["kernel"].T) + k
+        st[f"branches.{k}.1.bias"] = ref["head"]["fc6"]["bias"] + k
+    return st
+
+
+def _assert_tree_equal(got, want):
+    import jax
+
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def test_mdnet_mat_roundtrip(tmp_path):
+    sio = pytest.importorskip("scipy.io")
+    from jtrack.weights.mdnet import load_mdnet
+
+    ref = _reference_params()
+    path = tmp_path / "mdnet_vot-otb.mat"
+    sio.savemat(path, {"layers": _matconvnet_layers(ref)})
+    _assert_tree_equal(load_mdnet(path), ref)
+
+
+def test_vggm_mat_backbone_only(tmp_path):
+    sio = pytest.importorskip("scipy.io")
+    from jtrack.weights.mdnet import load_mdnet_mat
+
+    ref = _reference_params(1)
+    path = tmp_path / "imagenet-vgg-m.mat"
+    sio.savemat(path, {"layers": _matconvnet_layers(ref, with_head=False)})
+    got = load_mdnet_mat(path)
+    assert set(got) == {"backbone"}
+    _assert_tree_equal(got["backbone"], ref["backbone"])
+
+
+@pytest.mark.parametrize("fmt", ["legacy", "zip"])
+def test_pymdnet_pth_roundtrip(tmp_path, fmt):
+    from jtrack.weights.mdnet import load_mdnet
+
+    ref = _reference_params(2)
+    path = write_pth(tmp_path / "mdnet.pth", _pymdnet_state(ref), fmt)
+    _assert_tree_equal(load_mdnet(path, branch=0), ref)
+    np.testing.assert_array_equal(load_mdnet(path, branch=1)["head"]["fc6"]["bias"],
+                                  ref["head"]["fc6"]["bias"] + 1)
+
+
+def test_pymdnet_shared_layers_checkpoint(tmp_path):
+    """py-MDNet's own checkpoints: {'shared_layers': layers.state_dict()}."""
+    from jtrack.weights.mdnet import load_mdnet_pth
+
+    ref = _reference_params(3)
+    st = {k.removeprefix("layers."): v for k, v in _pymdnet_state(ref).items()
+          if k.startswith("layers.")}
+    path = write_pth(tmp_path / "shared.pth", {"shared_layers": st})
+    got = load_mdnet_pth(path)
+    assert set(got["head"]) == {"fc4", "fc5"}  # no branch -> fc6 stays with init
+    _assert_tree_equal(got["backbone"], ref["backbone"])
+
+
+def test_fc4_permutation_is_functional(tmp_path):
+    """py-MDNet's fc4 on a CHW-flattened conv3 map == jtrack's fc4 on the HWC
+    flattening, after loading (checks the permutation, not just a round trip)."""
+    from jtrack.weights.mdnet import load_mdnet_pth
+
+    ref = _reference_params(4)
+    st = _pymdnet_state(ref)
+    rng = np.random.default_rng(0)
+    st["layers.fc4.1.weight"] = rng.standard_normal((512, 4608)).astype(np.float32)
+    path = write_pth(tmp_path / "m.pth", st)
+    fc4 = load_mdnet_pth(path)["head"]["fc4"]
+    fmap = rng.standard_normal((3, 3, 512)).astype(np.float32)  # (H, W, C)
+    torch_out = st["layers.fc4.1.weight"] @ fmap.transpose(2, 0, 1).ravel()
+    np.testing.assert_allclose(fmap.ravel() @ fc4["kernel"], torch_out, rtol=1e-4, atol=1e-3)
+
+
+def test_conv_layout_is_functional(tmp_path):
+    """torch OIHW conv1 (cross-correlation) == jtrack's VGGM conv1 after loading."""
+    import jax
+    import jax.numpy as jnp
+
+    from jtrack.weights.mdnet import load_mdnet_pth
+
+    st = _pymdnet_state(_reference_params(5))
+    path = write_pth(tmp_path / "m.pth", st)
+    conv1 = load_mdnet_pth(path)["backbone"]["conv1"]
+    x = np.random.default_rng(1).standard_normal((1, 9, 11, 3)).astype(np.float32)
+    y = jax.lax.conv_general_dilated(jnp.asarray(x), conv1["kernel"], (2, 2), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    w = st["layers.conv1.0.weight"]  # (96, 3, 7, 7)
+    i, j = 1, 2  # output cell -> input patch rows 2..8, cols 4..10
+    patch = x[0, 2 * i:2 * i + 7, 2 * j:2 * j + 7, :].transpose(2, 0, 1)  # (C, kh, kw)
+    np.testing.assert_allclose(np.asarray(y[0, i, j]), np.einsum("ochw,chw->o", w, patch),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_mdnet_errors_name_the_layer(tmp_path):
+    sio = pytest.importorskip("scipy.io")
+    from jtrack.weights.mdnet import load_mdnet
+
+    ref = _reference_params(6)
+    st = _pymdnet_state(ref)
+    del st["layers.conv2.0.weight"]
+    with pytest.raises(WeightFileError, match="layers.conv2.0.weight"):
+        load_mdnet(write_pth(tmp_path / "a.pth", st))
+    st = _pymdnet_state(ref)
+    st["layers.fc5.1.weight"] = st["layers.fc5.1.weight"][:, :100]
+    with pytest.raises(WeightFileError, match="fc5"):
+        load_mdnet(write_pth(tmp_path / "b.pth", st))
+    bad = dict(ref, backbone=dict(ref["backbone"]))
+    bad["backbone"]["conv3"] = {"kernel": ref["backbone"]["conv3"]["kernel"][:, :, :, :7],
+                                "bias": ref["backbone"]["conv3"]["bias"]}
+    sio.savemat(tmp_path / "c.mat", {"layers": _matconvnet_layers(bad)})
+    with pytest.raises(WeightFileError, match="conv3"):
+        load_mdnet(tmp_path / "c.mat")
+    with pytest.raises(FileNotFoundError, match="nothere.mat"):
+        load_mdnet(tmp_path / "nothere.mat")
+
+
+def test_merge_into_init_params(tmp_path):
+    from jtrack.nets import VGGM, head_logits
+    from jtrack.weights.mdnet import load_mdnet_pth, merge_params
+
+    ref = _reference_params(7)
+    fresh = _reference_params(8)
+    st = {k: v for k, v in _pymdnet_state(ref).items() if not k.startswith("branches")}
+    merged = merge_params(fresh, load_mdnet_pth(write_pth(tmp_path / "m.pth", st)))
+    np.testing.assert_array_equal(merged["head"]["fc6"]["kernel"], fresh["head"]["fc6"]["kernel"])
+    np.testing.assert_array_equal(merged["backbone"]["conv2"]["kernel"],
+                                  ref["backbone"]["conv2"]["kernel"])
+    fmap = VGGM().apply({"params": merged["backbone"]}, np.zeros((107, 107, 3), np.float32))
+    assert fmap.shape == (3, 3, 512)
+    assert head_logits(merged["head"], fmap.reshape(1, -1)).shape == (1, 2)
+    with pytest.raises(WeightFileError, match="conv9"):
+        merge_params(fresh, {"backbone": {"conv9": {}}})
