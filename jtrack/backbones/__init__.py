@@ -1,0 +1,2 @@
+"""Backbones beyond VGG-M (which lives in jtrack.nets)."""
+from jtrack.backbones import efficientnet  # noqa: F401  (registers efficientnet_lite0*)
