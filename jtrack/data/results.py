@@ -73,3 +73,9 @@ def write_times(path: str, times: np.ndarray) -> None:
 
 def read_times(path: str) -> np.ndarray:
     return np.asarray([r[0] for r in read_rows(path)], dtype=np.float64)
+
+
+def read_rows_count(path: str) -> int:
+    """Number of non-empty rows of a result file (cheap completeness check)."""
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
