@@ -254,7 +254,8 @@ def summarize_seeds(summaries: dict[int, dict]) -> dict:
 
 
 def seeds_table(summary: dict) -> str:
-    cols = list(summary["mean"])
+    seen = set(summary["mean"])
+    cols = [c for c in scoring.COLUMN_ORDER if c in seen] + sorted(seen - set(scoring.COLUMN_ORDER))
     lines = ["| seeds | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols),
              "| " + ",".join(map(str, summary["seeds"])) + " | " + " | ".join(
                  f"{summary['mean'][c]:.3f} ± {summary['std'][c]:.3f}" for c in cols) + " |"]

@@ -19,7 +19,7 @@ from jtrack.eval import got10k, otb, vot
 OPE_COLUMNS = ("auc", "precision_20", "norm_precision", "success_50")
 GOT_COLUMNS = ("ao", "sr_50", "sr_75")
 VOT_COLUMNS = ("accuracy", "failures")
-_COLUMN_ORDER = ("auc", "precision_20", "norm_precision", "norm_precision_auc", "success_50",
+COLUMN_ORDER = ("auc", "precision_20", "norm_precision", "norm_precision_auc", "success_50",
                  "mean_iou", "ao", "sr_50", "sr_75", "accuracy", "failures", "eao", "fps")
 
 
@@ -144,7 +144,7 @@ def markdown_table(summary: dict, title: str | None = None) -> str:
     """Per-sequence rows plus a mean row, as a markdown table."""
     seqs = summary["sequences"]
     seen = {k for m in list(seqs.values()) + [summary["mean"]] for k in m} - {"n_frames"}
-    cols = [c for c in _COLUMN_ORDER if c in seen] + sorted(seen - set(_COLUMN_ORDER))
+    cols = [c for c in COLUMN_ORDER if c in seen] + sorted(seen - set(COLUMN_ORDER))
     lines = [f"### {title}", ""] if title else []
     lines.append("| sequence | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
