@@ -1,0 +1,117 @@
+"""One tracking sequence: frame sources, ground truth, attributes and flags.
+
+Every reader in :mod:`jtrack.data` returns this type. Frames are loaded lazily
+(one at a time, on demand) so a sequence of thousands of frames costs a list
+of paths, not gigabytes of pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from jtrack.data.frames import iter_video, load_frame
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Sequence:
+    """A tracking sequence.
+
+    Attributes:
+      name: sequence name (``Jogging-1`` for the second-target convention).
+      frames: image paths, one per frame; empty when ``video`` is set.
+      gt: ``(T, 4) float32 xywh`` 0-based; NaN rows where the target is
+        absent or unannotated (a GOT-10k test sequence has only row 0).
+      dataset: reader kind (``otb``, ``vot``, ``got10k``, ``lasot``,
+        ``video``, ``folder``); selects the result-file convention.
+      one_based: whether the dataset's own files are 1-based (OTB, VOT,
+        LaSOT): results are written back in that convention.
+      attributes: sequence-level tags (OTB ``IV``, ``OCC``, ...).
+      flags: per-frame arrays, ``(T,)``: bool for absence/occlusion/
+        out-of-view/VOT tags, int for GOT-10k ``cover``.
+      video: a video file path instead of ``frames``.
+    """
+
+    name: str
+    frames: tuple[str, ...]
+    gt: np.ndarray
+    dataset: str = "folder"
+    one_based: bool = False
+    attributes: tuple[str, ...] = ()
+    flags: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    video: str | None = None
+
+    def __post_init__(self):
+        gt = np.asarray(self.gt, dtype=np.float32).reshape(-1, 4)
+        gt.setflags(write=False)  # frozen means frozen, arrays included
+        object.__setattr__(self, "gt", gt)
+        object.__setattr__(self, "frames", tuple(str(f) for f in self.frames))
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        if self.video is None and len(self.frames) != len(gt):
+            raise ValueError(f"sequence {self.name!r}: {len(self.frames)} frames "
+                             f"but {len(gt)} ground-truth rows")
+        flags = {}
+        for k, v in dict(self.flags).items():
+            v = np.asarray(v)
+            if v.shape != (len(gt),):
+                raise ValueError(f"sequence {self.name!r}: flag {k!r} has shape "
+                                 f"{v.shape}, expected ({len(gt)},)")
+            v.setflags(write=False)
+            flags[k] = v
+        object.__setattr__(self, "flags", MappingProxyType(flags))
+
+    def __len__(self) -> int:
+        return len(self.gt)
+
+    def __repr__(self) -> str:
+        return (f"Sequence(name={self.name!r}, dataset={self.dataset!r}, "
+                f"frames={len(self)}, attributes={self.attributes!r}, "
+                f"flags={sorted(self.flags)!r})")
+
+    @property
+    def init_box(self) -> np.ndarray:
+        """``(4,) float32 xywh`` 0-based box of frame 0 (the tracker's input)."""
+        return self.gt[0]
+
+    @property
+    def absent(self) -> np.ndarray:
+        """``(T,) bool``: no usable ground truth on that frame (NaN row)."""
+        return ~np.all(np.isfinite(self.gt), axis=1)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` as ``(H, W, 3) uint8``."""
+        if self.video is not None:
+            for j, f in enumerate(iter_video(self.video)):
+                if j == i:
+                    return f
+            raise IndexError(f"{self.video}: no frame {i}")
+        return load_frame(self.frames[i])
+
+    def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Frames ``start..stop-1`` as ``(H, W, 3) uint8``, loaded one by one."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if self.video is not None:
+            for j, f in enumerate(iter_video(self.video)):
+                if j >= stop:
+                    return
+                if j >= start:
+                    yield f
+            return
+        for i in range(start, stop):
+            yield load_frame(self.frames[i])
+
+    def truncated(self, n: int) -> "Sequence":
+        """The first ``n`` frames (for quick runs, ``--max_frames``)."""
+        if n >= len(self):
+            return self
+        return dataclasses.replace(
+            self, frames=self.frames[:n] if self.video is None else (),
+            gt=self.gt[:n], flags={k: v[:n] for k, v in self.flags.items()})
+
+
+def sequence_name_from_path(path: str) -> str:
+    return os.path.basename(os.path.normpath(path))

@@ -1,0 +1,50 @@
+"""OTB-style success and precision plots (matplotlib, Agg: no display)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from jtrack.eval.otb import IOU_THRESHOLDS, PIXEL_THRESHOLDS
+
+
+def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
+             title: str = "OPE") -> list[str]:
+    """Write ``success.png`` and ``precision.png`` comparing trackers.
+
+    Args:
+      curves: tracker name -> ``{"success": (21,), "precision": (51,)}``
+        dataset curves (:func:`jtrack.eval.otb.mean_curves`).
+      out_dir: output folder.
+    Returns:
+      the two PNG paths. Legends are sorted best first and show AUC /
+      precision@20 px, as the OTB toolkit's plots.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    specs = [("success", IOU_THRESHOLDS, "Overlap threshold", "Success rate",
+              lambda c: float(np.mean(c)), "Success plots of " + title),
+             ("precision", PIXEL_THRESHOLDS, "Location error threshold (px)", "Precision",
+              lambda c: float(c[20]), "Precision plots of " + title)]
+    for key, xs, xlabel, ylabel, score, ttl in specs:
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+        ranked = sorted(curves.items(), key=lambda kv: -score(np.asarray(kv[1][key])))
+        for name, c in ranked:
+            ax.plot(xs, np.asarray(c[key]), label=f"{name} [{score(np.asarray(c[key])):.3f}]")
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=ttl, xlim=(xs[0], xs[-1]), ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left" if key == "success" else "lower right", fontsize=8)
+        path = os.path.join(out_dir, key + ".png")
+        tmp = path + ".tmp.png"
+        fig.savefig(tmp)
+        plt.close(fig)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

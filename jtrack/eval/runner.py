@@ -1,0 +1,319 @@
+"""Experiment runner: track every sequence of a dataset, resumably, in
+parallel across local devices, then score and tabulate.
+
+Results layout (one seed)::
+
+    RESULTS_DIR/<sequence>.txt        x,y,w,h per frame, dataset GT convention
+    RESULTS_DIR/<sequence>_time.txt   seconds per frame
+    RESULTS_DIR/summary.json          per-sequence and mean metrics
+    RESULTS_DIR/table.md              the same as a markdown table
+    RESULTS_DIR/experiment.json       dataset, protocol, tracker config
+    RESULTS_DIR/success.png, precision.png   (OPE)
+
+Several seeds: ``RESULTS_DIR/seed_<k>/`` holds the above per seed and the
+top-level ``summary.json``/``table.md`` give mean ± std over seeds.
+
+Every file is written atomically and a sequence counts as done when both of
+its files exist with one row per frame, so an interrupted run restarted with
+the same arguments only tracks what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence as Seq
+
+import numpy as np
+
+from jtrack.data import load_dataset
+from jtrack.data.results import atomic_write_text, read_rows_count, write_boxes, write_times
+from jtrack.data.sequence import Sequence
+from jtrack.eval import scoring, vot
+from jtrack.eval.trackers import Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What to run.
+
+    Attributes:
+      dataset: ``otb``, ``vot``, ``got10k``, ``lasot`` or ``auto``.
+      root: dataset root folder.
+      results_dir: output folder (see the module docstring).
+      seeds: one seed per repetition; more than one -> ``seed_<k>/`` folders.
+      sequences: only these sequences (default all).
+      max_frames: truncate every sequence (quick runs).
+      protocol: ``ope``, ``supervised`` or None (the dataset's own).
+      max_workers: cap on parallel workers (default one per local device).
+      progress: show tqdm bars.
+      eao_range: ``(lo, hi)`` sequence lengths for EAO (default
+        :func:`jtrack.eval.vot.default_eao_range`).
+    """
+
+    dataset: str
+    root: str
+    results_dir: str
+    seeds: tuple[int, ...] = (0,)
+    sequences: tuple[str, ...] | None = None
+    max_frames: int | None = None
+    protocol: str | None = None
+    max_workers: int | None = None
+    progress: bool = True
+    eao_range: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"duplicate seeds: {self.seeds}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ValueError("max_frames must be >= 2")
+
+
+def seed_dir(spec: RunSpec, seed: int) -> str:
+    return spec.results_dir if len(spec.seeds) == 1 else \
+        os.path.join(spec.results_dir, f"seed_{seed}")
+
+
+def is_done(folder: str, seq: Sequence) -> bool:
+    """Both result files exist with one row per frame."""
+    boxes = os.path.join(folder, seq.name + ".txt")
+    times = os.path.join(folder, seq.name + "_time.txt")
+    if not (os.path.isfile(boxes) and os.path.isfile(times)):
+        return False
+    try:
+        return read_rows_count(boxes) == len(seq) and read_rows_count(times) == len(seq)
+    except (OSError, ValueError):
+        return False
+
+
+def track_ope(tracker: Tracker, seq: Sequence, seed: int,
+              on_frame: Callable[[], None] | None = None):
+    """One-pass evaluation of one sequence: init on frame 0 with the GT box,
+    then one step per frame.
+
+    Returns:
+      boxes ``(T, 4)`` 0-based xywh (row 0 = the init box), scores ``(T,)``
+      (NaN on frame 0), times ``(T,)`` seconds (frame 0 = init time).
+    """
+    if not np.all(np.isfinite(seq.init_box)):
+        raise ValueError(f"{seq.name}: no ground-truth box on frame 0")
+    n = len(seq)
+    boxes, scores, times = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n)
+    state = None
+    for t, frame in enumerate(seq.iter_frames()):
+        t0 = time.perf_counter()
+        if t == 0:
+            state = tracker.init(frame, np.asarray(seq.init_box, np.float32), seed)
+            boxes[0] = seq.init_box
+        else:
+            state, box, score = tracker.step(state, frame)
+            boxes[t] = np.asarray(box, np.float64)  # blocks on async dispatch
+            scores[t] = float(score)
+        times[t] = time.perf_counter() - t0
+        if on_frame is not None:
+            on_frame()
+    return boxes, scores, times
+
+
+def run_job(tracker: Tracker, seq: Sequence, seed: int, folder: str, protocol: str,
+            on_frame=None) -> None:
+    """Track one (sequence, seed) and write its two files (times first, so
+    the boxes file appearing marks completion)."""
+    if protocol == "ope":
+        boxes, _, times = track_ope(tracker, seq, seed, on_frame)
+    else:
+        def frames():
+            for f in seq.iter_frames():
+                yield f
+                if on_frame is not None:
+                    on_frame()
+        run = vot.run_supervised(tracker, frames(), seq.gt, seed=seed)
+        boxes, times = run.boxes, run.times
+    write_times(os.path.join(folder, seq.name + "_time.txt"), times)
+    write_boxes(os.path.join(folder, seq.name + ".txt"), boxes, seq.one_based)
+
+
+def _devices(max_workers: int | None):
+    import jax
+
+    devs = jax.local_devices()
+    return devs[:max_workers] if max_workers else devs
+
+
+def _progress(total, desc, position, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, position=position, leave=position == 0,
+                disable=not enabled, dynamic_ncols=True)
+
+
+def run_jobs(tracker: Tracker, jobs: Seq[tuple[Sequence, int, str]], protocol: str, *,
+             max_workers: int | None = None, progress: bool = True) -> list[tuple[str, BaseException]]:
+    """Run ``(sequence, seed, folder)`` jobs, one worker thread per local
+    device, each inside ``jax.default_device(device)``. A failing job does
+    not stop the others; the errors are returned."""
+    import jax
+
+    devices = _devices(max_workers)[:max(1, len(jobs))]
+    todo: queue.Queue = queue.Queue()
+    for j in jobs:
+        todo.put(j)
+    errors: list = []
+    lock = threading.Lock()
+    outer = _progress(len(jobs), "sequences", 0, progress)
+
+    def worker(idx, device):
+        bar = _progress(0, f"dev{idx}", idx + 1, progress)
+        with jax.default_device(device):
+            while True:
+                try:
+                    seq, seed, folder = todo.get_nowait()
+                except queue.Empty:
+                    break
+                bar.reset(total=len(seq))
+                bar.set_description(f"dev{idx} {seq.name}")
+                try:
+                    run_job(tracker, seq, seed, folder, protocol, on_frame=bar.update)
+                except Exception as e:  # keep going: other sequences still finish
+                    with lock:
+                        errors.append((f"{seq.name} (seed {seed})", e))
+                with lock:
+                    outer.update(1)
+        bar.close()
+
+    if len(devices) == 1:
+        worker(0, devices[0])
+    else:
+        threads = [threading.Thread(target=worker, args=(i, d), daemon=True)
+                   for i, d in enumerate(devices)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    outer.close()
+    return errors
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if math.isnan(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def _check_experiment(spec: RunSpec, tracker: Tracker, kind: str, protocol: str) -> None:
+    """Record what produced the results; refuse to mix results of another
+    tracker config or protocol into the same folder."""
+    record = {"dataset": kind, "root": os.path.abspath(spec.root), "protocol": protocol,
+              "max_frames": spec.max_frames, "tracker": tracker.name,
+              "tracker_config": _jsonable(tracker.config)}
+    path = os.path.join(spec.results_dir, "experiment.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        keys = ("dataset", "protocol", "max_frames", "tracker", "tracker_config")
+        diff = [k for k in keys if old.get(k) != record[k]]
+        if diff:
+            raise ValueError(f"{spec.results_dir} holds results of a different experiment "
+                             f"(differs in {', '.join(diff)}); use another results_dir")
+        record["seeds"] = sorted(set(old.get("seeds", [])) | set(spec.seeds))
+    else:
+        record["seeds"] = list(spec.seeds)
+    write_json(path, record)
+
+
+def summarize_seeds(summaries: dict[int, dict]) -> dict:
+    """Mean ± std over seeds of each seed's dataset means."""
+    keys = sorted({k for s in summaries.values() for k in s["mean"]})
+    out = {"seeds": sorted(summaries), "mean": {}, "std": {},
+           "per_seed": {k: s["mean"] for k, s in summaries.items()}}
+    for k in keys:
+        vals = np.asarray([s["mean"].get(k, np.nan) for s in summaries.values()], np.float64)
+        vals = vals[np.isfinite(vals)]
+        out["mean"][k] = float(vals.mean()) if vals.size else float("nan")
+        out["std"][k] = float(vals.std()) if vals.size else float("nan")
+    return out
+
+
+def seeds_table(summary: dict) -> str:
+    seen = set(summary["mean"])
+    cols = [c for c in scoring.COLUMN_ORDER if c in seen] + sorted(seen - set(scoring.COLUMN_ORDER))
+    lines = ["| seeds | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols),
+             "| " + ",".join(map(str, summary["seeds"])) + " | " + " | ".join(
+                 f"{summary['mean'][c]:.3f} ± {summary['std'][c]:.3f}" for c in cols) + " |"]
+    return "\n".join(lines) + "\n"
+
+
+def score_and_report(spec: RunSpec, sequences: Seq[Sequence], protocol: str,
+                     plots: bool = True) -> dict:
+    """Score each seed folder, write ``summary.json`` + ``table.md`` (+
+    plots), and the mean ± std summary across seeds."""
+    per_seed = {}
+    for seed in spec.seeds:
+        folder = seed_dir(spec, seed)
+        s = scoring.score_folder(folder, sequences, protocol, eao_range=spec.eao_range)
+        s["seed"] = seed
+        write_json(os.path.join(folder, "summary.json"), s)
+        atomic_write_text(os.path.join(folder, "table.md"), scoring.markdown_table(s))
+        per_seed[seed] = s
+    if len(spec.seeds) == 1:
+        summary = per_seed[spec.seeds[0]]
+        table = scoring.markdown_table(summary)
+    else:
+        summary = summarize_seeds(per_seed)
+        table = seeds_table(summary)
+        write_json(os.path.join(spec.results_dir, "summary.json"), summary)
+        atomic_write_text(os.path.join(spec.results_dir, "table.md"), table)
+    summary["table_md"] = table
+    if plots and protocol == "ope" and all("curves" in s for s in per_seed.values()):
+        from jtrack.eval.plots import plot_ope
+
+        curves = {k: np.mean([s["curves"][k] for s in per_seed.values()], axis=0)
+                  for k in ("success", "precision")}
+        plot_ope({"jtrack": curves}, spec.results_dir)
+    return summary
+
+
+def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
+    """Track, resume-aware, then score. Returns the summary (also on disk).
+
+    Raises RuntimeError after scoring what finished if any sequence failed.
+    """
+    from jtrack.data.datasets import detect_kind
+
+    kind = detect_kind(spec.root) if spec.dataset == "auto" else spec.dataset
+    protocol = spec.protocol or scoring.default_protocol(kind)
+    sequences = load_dataset(kind, spec.root, spec.sequences)
+    if spec.max_frames:
+        sequences = [s.truncated(spec.max_frames) for s in sequences]
+    os.makedirs(spec.results_dir, exist_ok=True)
+    _check_experiment(spec, tracker, kind, protocol)
+    jobs = [(s, seed, seed_dir(spec, seed)) for seed in spec.seeds for s in sequences
+            if not is_done(seed_dir(spec, seed), s)]
+    errors = run_jobs(tracker, jobs, protocol, max_workers=spec.max_workers,
+                      progress=spec.progress)
+    summary = score_and_report(spec, sequences, protocol)
+    summary["skipped_done"] = len(sequences) * len(spec.seeds) - len(jobs)
+    if errors:
+        msg = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors)
+        raise RuntimeError(f"{len(errors)} sequence run(s) failed (finished ones are "
+                           f"saved; rerun to retry): {msg}") from errors[0][1]
+    return summary
