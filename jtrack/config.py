@@ -15,7 +15,7 @@ import math
 @dataclasses.dataclass(frozen=True)
 class TrackerConfig:
     # --- network -----------------------------------------------------------
-    backbone: str = "vggm"          # registry name, see jtrack.nets
+    backbone: str = "efficientnet_lite0"  # registry name (jtrack.nets, jtrack.backbones)
     roi_size: int = 3               # RoIAlign output is roi_size x roi_size
     roi_sampling: int = 2           # bilinear points per bin and axis
     feature_norm: bool = True       # scale each pooled feature to unit RMS (backbone-agnostic
@@ -34,6 +34,7 @@ class TrackerConfig:
     n_candidates: int = 256
     trans: float = 0.6              # Gaussian translation, x mean(w, h)
     scale: float = 1.05             # Gaussian scale step (factor per unit)
+    aspect: float = 1.0             # w/h jitter factor aspect ** U(-1, 1) (1 = fixed aspect)
     top_k: int = 5
     outlier_reject: bool = True     # drop top-K boxes far from their median
     outlier_iou: float = 0.5        # keep top-K boxes with IoU >= this to the median box
@@ -47,6 +48,7 @@ class TrackerConfig:
     neg_scale_update: float = 1.3
     bbreg_trans: float = 0.3
     bbreg_scale: float = 1.6
+    bbreg_aspect: float = 1.1       # w/h jitter of regression samples (py-MDNet aspect_bbreg)
     min_box_size: float = 4.0       # output boxes are at least this many pixels a side
 
     # --- first frame -------------------------------------------------------
@@ -118,7 +120,8 @@ class TrackerConfig:
               "init_region_scale must be >= region_scale")
         check(self.failure_widen >= 1.0, "failure_widen must be >= 1")
         check(self.max_widen >= 1.0, "max_widen must be >= 1")
-        for name in ("scale", "pos_scale", "neg_scale_init", "neg_scale_update", "bbreg_scale"):
+        for name in ("scale", "pos_scale", "neg_scale_init", "neg_scale_update", "bbreg_scale",
+                     "aspect", "bbreg_aspect"):
             v = getattr(self, name)
             check(v >= 1.0, f"{name} must be >= 1, got {v!r}")
         check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")

