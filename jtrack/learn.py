@@ -22,11 +22,12 @@ Sampler = Callable[[jax.Array, int], jax.Array]
 
 
 def binary_loss(logits_pos: jax.Array, logits_neg: jax.Array) -> jax.Array:
-    """MDNet's loss: summed 2-way softmax cross-entropy, positives labelled 1
-    and negatives 0. (P, 2), (N, 2) -> ()."""
+    """2-way softmax cross-entropy, positives labelled 1 and negatives 0,
+    averaged over the P + N samples (py-MDNet's reduction, which its learning
+    rates -- our defaults -- are tuned for). (P, 2), (N, 2) -> ()."""
     lp = -jax.nn.log_softmax(logits_pos)[:, 1]
     ln = -jax.nn.log_softmax(logits_neg)[:, 0]
-    return jnp.sum(lp) + jnp.sum(ln)
+    return (jnp.sum(lp) + jnp.sum(ln)) / (lp.shape[0] + ln.shape[0])
 
 
 def target_prob(logits: jax.Array) -> jax.Array:
