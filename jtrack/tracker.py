@@ -145,8 +145,18 @@ def _init_core(config: TrackerConfig, params: dict, frame: jax.Array,
     bb = nets.get_backbone(config.backbone)
     image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
     rbox = region.region_box(box, config.init_region_scale)
+    fmap = bb.apply(params["backbone"], region.crop(frame, rbox, config.init_region_size))
+    return _init_from_fmap(config, params, fmap, box, rbox, image_wh, key)
+
+
+def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
+                    box: jax.Array, rbox: jax.Array, image_wh: jax.Array,
+                    key: jax.Array) -> TrackerState:
+    """Everything in :func:`init` after the backbone, for ONE target: ``fmap``
+    (h, w, C) of the first-frame region ``rbox`` (4,) (cropped at
+    ``config.init_region_size``), ``box`` (4,), ``image_wh`` (2,).
+    ``params['backbone']`` is only stored in the state (may be None)."""
     size = config.init_region_size
-    fmap = bb.apply(params["backbone"], region.crop(frame, rbox, size))
     area = region.intersect(rbox, jnp.concatenate([jnp.zeros(2), image_wh]))
     ks = jax.random.split(key, 9)
 
@@ -200,9 +210,30 @@ def _init_core(config: TrackerConfig, params: dict, frame: jax.Array,
 
 def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Array,
                rbox: jax.Array, image_wh: jax.Array) -> tuple[TrackerState, TrackOutput]:
-    bb = nets.get_backbone(config.backbone)
+    fmap = nets.get_backbone(config.backbone).apply(state.backbone, region_image)
+    return _step_from_fmap(config, state, fmap, rbox, image_wh)
+
+
+def _step_from_fmap(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
+                    rbox: jax.Array, image_wh: jax.Array) -> tuple[TrackerState, TrackOutput]:
+    """Everything in :func:`step` after the backbone, for ONE target: locate
+    and collect samples (:func:`_locate`), then train the head if needed
+    (:func:`_update_head`). ``fmap`` (h, w, C) is the backbone output on the
+    region ``rbox`` (4,); ``state.backbone`` is not used."""
+    state, out, k_upd = _locate(config, state, fmap, rbox, image_wh)
+    head, opt_state = jax.lax.cond(
+        out.updated, lambda s: _update_head(config, s, out.success, k_upd),
+        lambda s: (s.head, s.opt_state), state)
+    return state.replace(head=head, opt_state=opt_state), out
+
+
+def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
+            rbox: jax.Array, image_wh: jax.Array
+            ) -> tuple[TrackerState, TrackOutput, jax.Array]:
+    """Steps 1-2 of :func:`step` (score candidates, new box, store samples).
+    Returns the state with everything but the head advanced, the output
+    (``updated`` says whether the head must be trained now) and the update key."""
     size = config.region_size
-    fmap = bb.apply(state.backbone, region_image)
     key, k_cand, k_pos, k_ps, k_neg, k_ns, k_upd = jax.random.split(state.key, 7)
     t = state.frame_index + 1
     image_box = jnp.concatenate([jnp.zeros(2), image_wh])
@@ -248,29 +279,30 @@ def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Arr
         sample_f[config.n_pos_update:], neg_ok, t)
     mem = jax.tree.map(lambda a, b: jnp.where(learning, a, b), new_mem, mem)
 
-    # 3. online update: short-term after a failure, long-term periodically
+    # 3. online update (_update_head): short-term after a failure, long-term periodically
     do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
-    window = jnp.where(success, config.frames_long, config.frames_short)
-    _, opt_update = optim.tracker_optimizers(config)
-
-    def update(args):
-        head, opt_state = args
-        head, opt_state, _ = _train(config, opt_update, head, opt_state, mem, t,
-                                    window, k_upd, config.iters_update)
-        return head, opt_state
-
-    head, opt_state = jax.lax.cond(do_update, update, lambda a: a,
-                                   (state.head, state.opt_state))
-
     widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
                                                 config.max_widen)).astype(jnp.float32)
     new_state = state.replace(
-        head=head, opt_state=opt_state, memory=mem, box=box, frame_index=t, key=key,
+        memory=mem, box=box, frame_index=t, key=key,
         widen=widen, scores=jnp.concatenate([state.scores[1:], score[None]]),
         image_wh=image_wh)
     out = TrackOutput(box=box, score=score, success=success, updated=do_update,
                       region=rbox, top_boxes=top_boxes, top_scores=top_p)
-    return new_state, out
+    return new_state, out, k_upd
+
+
+def _update_head(config: TrackerConfig, state: TrackerState, success: jax.Array,
+                 key: jax.Array) -> tuple[Params, Any]:
+    """Step 3 of :func:`step`: online update of the head from the memory of
+    ``state`` (already holding this frame's samples); short-term window after a
+    failure, long-term otherwise. Returns (head, opt_state)."""
+    window = jnp.where(success, config.frames_long, config.frames_short)
+    _, opt_update = optim.tracker_optimizers(config)
+    head, opt_state, _ = _train(config, opt_update, state.head, state.opt_state,
+                                state.memory, state.frame_index, window, key,
+                                config.iters_update)
+    return head, opt_state
 
 
 # ----------------------------------------------------------------------------
