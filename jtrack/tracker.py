@@ -185,6 +185,9 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
     d = feats.shape[-1]
     w = (bbreg_lib.fit(reg_f, reg, box, reg_ok, config.bbreg_alpha) if config.bbreg
          else jnp.zeros((d + 1, 4), jnp.float32))
+    # A degenerate fit (e.g. an all-black first frame) must not put NaN in
+    # the state: zero weights mean "no refinement".
+    w = jnp.where(jnp.all(jnp.isfinite(w)), w, 0.0)
 
     mem = memory.create(pos_f, pos_ok, config.frames_long, config.n_pos_update,
                         config.frames_short, config.n_neg_update)
@@ -245,6 +248,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     cands = B.clip_to_image(cands, image_wh, config.min_box_size)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
     probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
+    probs = jnp.where(jnp.isfinite(probs), probs, 0.0)  # NaN never ranks or scores
     top_p, top_i = jax.lax.top_k(probs, config.top_k)
     top_boxes = cands[top_i]
     keep = _median_inliers(config, top_boxes)
@@ -254,6 +258,8 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     if config.bbreg:
         refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
         box = jnp.where(success, refined, box)
+    # Invariant: the output box is finite, positive-size and inside the frame.
+    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
     box = B.clip_to_image(box, image_wh, config.min_box_size)
 
     # 2. collect samples around the new box from the same feature map
@@ -270,7 +276,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
         box, 0.0, config.neg_iou_update, config.n_neg_update)
     sample_f = pool_features(config, fmap, region.to_region(
         jnp.concatenate([pos, neg]), rbox, size))
-    learning = success & config.online_update
+    learning = success & config.online_update & jnp.all(jnp.isfinite(sample_f))
     mem = state.memory
     # Only a frame where the target was found adds samples; otherwise the ring
     # slot keeps its old content and the write head does not move.
@@ -302,7 +308,10 @@ def _update_head(config: TrackerConfig, state: TrackerState, success: jax.Array,
     head, opt_state, _ = _train(config, opt_update, state.head, state.opt_state,
                                 state.memory, state.frame_index, window, key,
                                 config.iters_update)
-    return head, opt_state
+    # A diverged update is dropped rather than carried into every later frame.
+    ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(head)]))
+    return jax.tree.map(lambda new, old: jnp.where(ok, new, old),
+                        (head, opt_state), (state.head, state.opt_state))
 
 
 # ----------------------------------------------------------------------------
@@ -314,7 +323,13 @@ def _crop_region(frame, box, scale, size):
     """Region box and its resampled image; the only part compiled per frame size."""
     rbox = region.region_box(box, scale)
     wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
-    return region.crop(frame, rbox, size), rbox, wh
+    image = region.crop(frame, rbox, size)
+    if jnp.issubdtype(frame.dtype, jnp.floating):
+        # Concrete frames with NaN/inf are rejected by _check_frame; a frame
+        # traced under the caller's jit/vmap cannot be, so such pixels count
+        # as black and never reach the network.
+        image = jnp.clip(jnp.nan_to_num(image, nan=0.0, posinf=255.0, neginf=0.0), 0.0, 255.0)
+    return image, rbox, wh
 
 
 _init_jit = jax.jit(_init_core, static_argnums=0)
@@ -331,15 +346,89 @@ def _as_key(key) -> jax.Array:
                     f"dtype {key.dtype} shape {key.shape}")
 
 
+def _check_config(config) -> None:
+    if not isinstance(config, TrackerConfig):
+        raise TypeError(f"config must be a jtrack.TrackerConfig, got {type(config).__name__}")
+
+
 def _check_frame(frame) -> jax.Array:
-    shape, dtype = np.shape(frame), getattr(frame, "dtype", None)
+    dtype = getattr(frame, "dtype", None)
+    if dtype is None:
+        raise TypeError(f"frame must be a numpy or jax array, got {type(frame).__name__}")
+    shape = np.shape(frame)
     if len(shape) != 3 or shape[2] != 3:
-        raise ValueError(f"frame must be an (H, W, 3) RGB array, got shape {shape}")
+        raise ValueError(f"frame must be an (H, W, 3) RGB array, got shape {shape} "
+                         "(convert gray/RGBA with jtrack.data.to_rgb_uint8)")
     if shape[0] < 1 or shape[1] < 1:
         raise ValueError(f"frame is empty: shape {shape}")
     if dtype not in (np.uint8, np.float32):
         raise TypeError(f"frame must be uint8 (or float32 in [0, 255]), got {dtype}")
+    if dtype == np.float32 and not isinstance(frame, jax.core.Tracer):
+        finite = np.asarray(jnp.isfinite(frame) if isinstance(frame, jax.Array)
+                            else np.isfinite(frame))
+        if not finite.all():
+            r, c, _ = np.argwhere(~finite)[0]
+            raise ValueError(f"frame has {int(finite.size - finite.sum())} non-finite "
+                             f"values (NaN/inf), the first at row {r}, column {c}")
     return frame if isinstance(frame, jax.Array) else jnp.asarray(frame)
+
+
+@functools.lru_cache(maxsize=None)
+def _expected_params(backbone: str, in_dim: int, hidden: int) -> dict | None:
+    """Nested dict of expected parameter shapes (``jax.eval_shape``: no
+    compute), or None when a custom backbone cannot be traced abstractly."""
+    bb = nets.get_backbone(backbone)
+    try:
+        shapes = jax.eval_shape(lambda k: {
+            "backbone": bb.init(k),
+            "head": nets.init_head(k, in_dim, hidden)}, jax.random.key(0))
+    except Exception:  # noqa: BLE001 - only a convenience check
+        return None
+    return jax.tree.map(lambda a: tuple(a.shape), shapes)
+
+
+def _check_tree(got, want, path: str, what: str) -> None:
+    if isinstance(want, dict):
+        if not isinstance(got, dict) and not hasattr(got, "keys"):
+            raise TypeError(f"{what}: {path} must be a dict of layers, got {type(got).__name__}")
+        for k, sub in want.items():
+            if k not in got:
+                raise ValueError(f"{what}: missing {path}[{k!r}] (layer expected by the "
+                                 f"config; have {sorted(got)})")
+            _check_tree(got[k], sub, f"{path}[{k!r}]", what)
+        return
+    shape = tuple(np.shape(got)) if hasattr(got, "shape") else None
+    if shape != want:
+        raise ValueError(f"{what}: {path} has shape {shape}, expected {want}")
+
+
+def _check_params(config: TrackerConfig, params) -> None:
+    if not hasattr(params, "keys") or not {"backbone", "head"} <= set(params.keys()):
+        got = sorted(params.keys()) if hasattr(params, "keys") else type(params).__name__
+        raise TypeError("params must be a dict {'backbone': ..., 'head': ...} as from "
+                        f"jtrack.init_params; got {got}")
+    want = _expected_params(config.backbone, feature_dim(config), config.hidden)
+    if want is not None:
+        _check_tree(params, want, "params", f"params for backbone {config.backbone!r}")
+
+
+def _check_state(config: TrackerConfig, state) -> None:
+    if not isinstance(state, TrackerState):
+        raise TypeError("state must be the TrackerState returned by jtrack.init or "
+                        f"jtrack.step, got {type(state).__name__}")
+    if isinstance(state.box, jax.Array) and not isinstance(state.box, jax.core.Tracer) \
+            and state.box.is_deleted():
+        raise ValueError("this TrackerState was already consumed by jtrack.step (its "
+                         "buffers are donated); pass the state that step returned")
+    m = state.memory
+    have = (np.shape(state.scores)[-1:], np.shape(m.pos)[-3:-1], np.shape(m.neg)[-3:-1],
+            np.shape(m.pos)[-1:])
+    want = ((config.score_history,), (config.frames_long, config.n_pos_update),
+            (config.frames_short, config.n_neg_update), (feature_dim(config),))
+    if have != want:
+        raise ValueError("state was made with a different TrackerConfig: (score_history, "
+                         "(frames_long, n_pos_update), (frames_short, n_neg_update), "
+                         f"feature dim) are {have} in the state but {want} in the config")
 
 
 def _check_box(box, image_wh) -> jax.Array:
@@ -358,7 +447,11 @@ def _check_box(box, image_wh) -> jax.Array:
 
 def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
     """Start tracking ``box`` ((4,) xywh, 0-based pixels) in ``frame``
-    ((H, W, 3) uint8). Trains the head on the first frame; returns the state."""
+    ((H, W, 3) uint8). Trains the head on the first frame; returns the state.
+
+    Boxes partly outside the frame (or larger than it) are clipped into it;
+    boxes wholly outside, empty or non-finite raise ``ValueError``."""
+    _check_config(config)
     frame = _check_frame(frame)
     box = _check_box(box, (frame.shape[1], frame.shape[0]))
     expected = feature_dim(config)
@@ -367,6 +460,7 @@ def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
         raise ValueError(f"head fc4 expects {got} inputs but backbone "
                          f"{config.backbone!r} with roi_size {config.roi_size} "
                          f"gives {expected}")
+    _check_params(config, params)
     box = B.clip_to_image(box, jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32),
                           config.min_box_size)
     return _init_jit(config, params, frame, box, _as_key(key))
@@ -374,7 +468,13 @@ def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
 
 def step(config: TrackerConfig, state: TrackerState, frame
          ) -> tuple[TrackerState, TrackOutput]:
-    """Track one frame. Pure; consumes ``state`` (its buffers are donated)."""
+    """Track one frame. Pure; consumes ``state`` (its buffers are donated).
+
+    The output box is always finite, at least ``min(min_box_size, frame
+    side)`` pixels a side and inside ``frame`` (whose size may change
+    between steps); the score is finite."""
+    _check_config(config)
+    _check_state(config, state)
     frame = _check_frame(frame)
     region_image, rbox, image_wh = _crop_region(
         frame, state.box, config.region_scale * state.widen, config.region_size)

@@ -18,9 +18,9 @@ import re
 
 import numpy as np
 
-from jtrack.data.frames import count_video_frames, list_images
+from jtrack.data.frames import IMAGE_EXTENSIONS, count_video_frames, list_images
 from jtrack.data.sequence import Sequence, sequence_name_from_path
-from jtrack.data.textfiles import boxes_from_rows, read_flags, read_rows
+from jtrack.data.textfiles import read_box_file, read_flags
 
 # OTB sequences whose annotation starts after the folder's first image
 # (OTB toolkit configSeqs): name -> 1-based number of the first frame.
@@ -40,6 +40,22 @@ def normalize_gt(boxes: np.ndarray, one_based: bool) -> np.ndarray:
     bad = ~np.all(np.isfinite(b), axis=1) | (b[:, 2] <= 0) | (b[:, 3] <= 0)
     b[bad] = np.nan
     return b.astype(np.float32)
+
+
+def _images(folder: str) -> list[str]:
+    """Image files of a sequence's frame folder; an empty folder is an error
+    here rather than a confusing row-count mismatch later."""
+    images = list_images(folder)
+    if not images:
+        raise ValueError(f"{folder}: no image files (expected frames with extensions "
+                         f"{', '.join(IMAGE_EXTENSIONS)})")
+    return images
+
+
+def _require_rows(gt: np.ndarray, path: str) -> np.ndarray:
+    if not len(gt):
+        raise ValueError(f"{path}: ground-truth file is empty")
+    return gt
 
 
 def _read_attributes(folder: str) -> tuple[str, ...]:
@@ -79,19 +95,21 @@ def read_otb(folder: str, name: str | None = None) -> list[Sequence]:
     gts = sorted((m.group(1), n) for n in os.listdir(folder) if (m := _OTB_GT.match(n)))
     if not gts:
         raise FileNotFoundError(f"{folder}: no groundtruth_rect*.txt (not an OTB sequence)")
-    images = list_images(os.path.join(folder, "img"))
+    images = _images(os.path.join(folder, "img"))
     attrs = _read_attributes(folder)
     out = []
     for idx, fname in gts:
         path = os.path.join(folder, fname)
-        rows = read_rows(path)
-        if not rows:  # Human4 ships an empty extra file
+        raw = read_box_file(path)
+        if not len(raw):  # Human4 ships an empty extra file
             continue
-        gt = normalize_gt(boxes_from_rows(rows, path), one_based=True)
+        gt = normalize_gt(raw, one_based=True)
         seq_name = base if idx is None else f"{base}-{idx}"
         frames = _frames_from(images, OTB_START_FRAME.get(base, 1), len(gt), folder)
         out.append(Sequence(seq_name, frames, gt, dataset="otb", one_based=True,
                             attributes=attrs, flags={"absent": ~np.isfinite(gt[:, 0])}))
+    if not out:
+        raise ValueError(f"{folder}: every groundtruth_rect*.txt file is empty")
     return out
 
 
@@ -116,10 +134,9 @@ def read_vot(folder: str, name: str | None = None) -> Sequence:
     8-value polygons, which become their axis-aligned bounding box; NaN rows
     = absent) and frames in ``color/`` or flat in the folder."""
     gt_path = os.path.join(folder, "groundtruth.txt")
-    rows = read_rows(gt_path)
-    gt = normalize_gt(boxes_from_rows(rows, gt_path), one_based=True)
+    gt = normalize_gt(_require_rows(read_box_file(gt_path), gt_path), one_based=True)
     color = os.path.join(folder, "color")
-    images = list_images(color if os.path.isdir(color) else folder)
+    images = _images(color if os.path.isdir(color) else folder)
     if len(images) < len(gt):
         raise ValueError(f"{folder}: {len(gt)} ground-truth rows but {len(images)} images")
     flags = _tag_flags(folder, len(gt))
@@ -132,9 +149,9 @@ def read_got10k(folder: str, name: str | None = None) -> Sequence:
     """A GOT-10k sequence folder: images, ``groundtruth.txt`` (all frames, or
     only the first on the test split), ``absence.label``, ``cover.label``
     (0..8, visible fraction in eighths)."""
-    images = list_images(folder)
+    images = _images(folder)
     gt_path = os.path.join(folder, "groundtruth.txt")
-    boxes = boxes_from_rows(read_rows(gt_path), gt_path)
+    boxes = _require_rows(read_box_file(gt_path), gt_path)
     n = len(images)
     if len(boxes) > n:
         raise ValueError(f"{folder}: {len(boxes)} ground-truth rows but {n} images")
@@ -158,8 +175,8 @@ def read_lasot(folder: str, name: str | None = None) -> Sequence:
     """A LaSOT sequence folder: ``img/``, ``groundtruth.txt``,
     ``full_occlusion.txt`` and ``out_of_view.txt`` (comma-separated 0/1)."""
     gt_path = os.path.join(folder, "groundtruth.txt")
-    gt = normalize_gt(boxes_from_rows(read_rows(gt_path), gt_path), one_based=True)
-    images = list_images(os.path.join(folder, "img"))
+    gt = normalize_gt(_require_rows(read_box_file(gt_path), gt_path), one_based=True)
+    images = _images(os.path.join(folder, "img"))
     if len(images) < len(gt):
         raise ValueError(f"{folder}: {len(gt)} ground-truth rows but {len(images)} images")
     flags = {}
@@ -182,9 +199,7 @@ def from_image_folder(folder: str, init_box, name: str | None = None,
                       one_based: bool = False) -> Sequence:
     """Any folder of images plus the target's box on the first one
     (``(4,) xywh``, 0-based unless ``one_based``); later frames unannotated."""
-    images = list_images(folder)
-    if not images:
-        raise ValueError(f"{folder}: no images")
+    images = _images(folder)
     return Sequence(name or sequence_name_from_path(folder), images,
                     _initial_gt(init_box, len(images), one_based), dataset="folder",
                     one_based=one_based)

@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from jtrack.data.textfiles import boxes_from_rows, read_rows
+from jtrack.data.textfiles import read_box_file, read_rows
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -60,7 +60,7 @@ def write_boxes(path: str, boxes: np.ndarray, one_based: bool) -> None:
 def read_boxes(path: str, one_based: bool) -> np.ndarray:
     """A result (or GT) file -> ``(T, 4) float64`` 0-based xywh. Accepts any
     separators and 8-value polygon rows, like the GT readers."""
-    b = boxes_from_rows(read_rows(path), path)
+    b = read_box_file(path)
     if one_based:
         b[:, :2] -= 1.0
     return b

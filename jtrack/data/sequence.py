@@ -91,18 +91,41 @@ class Sequence:
             raise IndexError(f"{self.video}: no frame {i}")
         return load_frame(self.frames[i])
 
-    def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
-        """Frames ``start..stop-1`` as ``(H, W, 3) uint8``, loaded one by one."""
+    def iter_frames(self, start: int = 0, stop: int | None = None,
+                    same_size: bool = True) -> Iterator[np.ndarray]:
+        """Frames ``start..stop-1`` as ``(H, W, 3) uint8``, loaded one by one.
+
+        With ``same_size`` (default) a frame whose size differs from the
+        first one yielded raises ``ValueError`` naming both files: the
+        ground truth is in pixels of one frame size, so a mixed-size
+        sequence is a broken download, not something to track through.
+        (The tracker itself accepts any frame size at every step.)
+        """
         stop = len(self) if stop is None else min(stop, len(self))
+        first: tuple[str, tuple[int, ...]] | None = None
+        for i, f in self._raw_frames(start, stop):
+            where = self.video if self.video is not None else self.frames[i]
+            if same_size:
+                if first is None:
+                    first = (where, f.shape)
+                elif f.shape != first[1]:
+                    (h0, w0, _), (h, w, _) = first[1], f.shape
+                    raise ValueError(
+                        f"{where}: frame {i} of sequence {self.name!r} is {w}x{h} but "
+                        f"frame {start} ({first[0]}) is {w0}x{h0}; frames of one "
+                        "sequence must share one size")
+            yield f
+
+    def _raw_frames(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         if self.video is not None:
             for j, f in enumerate(iter_video(self.video)):
                 if j >= stop:
                     return
                 if j >= start:
-                    yield f
+                    yield j, f
             return
         for i in range(start, stop):
-            yield load_frame(self.frames[i])
+            yield i, load_frame(self.frames[i])
 
     def truncated(self, n: int) -> "Sequence":
         """The first ``n`` frames (for quick runs, ``--max_frames``)."""
