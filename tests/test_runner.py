@@ -42,7 +42,8 @@ def standin(seed_shift=True):
 
 
 def spec(root, out, **kw):
-    return RunSpec(dataset="otb", root=root, results_dir=str(out), progress=False, **kw)
+    return RunSpec(dataset="otb", root=root, results_dir=str(out), progress=False,
+                   **{"max_workers": 1, **kw})  # sequential unless a test asks: order-dependent checks
 
 
 def test_layout_summary_table_plots(tmp_path):
