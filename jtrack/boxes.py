@@ -99,6 +99,25 @@ def clip_to_image(b: jnp.ndarray, image_wh, min_size: float = 1.0) -> jnp.ndarra
     return jnp.concatenate([xy, wh], axis=-1)
 
 
+def limit_shape(b: jnp.ndarray, ref_wh: jnp.ndarray, min_factor, max_factor,
+                max_aspect) -> jnp.ndarray:
+    """Keep (..., 4) xywh boxes' size and shape near a reference ``(2,)`` w, h,
+    centres unchanged: ``sqrt(w h)`` within ``[min_factor, max_factor]`` of the
+    reference's and ``w / h`` within ``[1/max_aspect, max_aspect]`` of its
+    aspect. Stops a tracker from collapsing or stretching the box without
+    bound (pytracking bounds scale relative to the first box the same way).
+    """
+    c = xywh_to_cxcywh(b)
+    ref_wh = jnp.asarray(ref_wh, b.dtype)
+    ref_side, ref_log_aspect = jnp.sqrt(ref_wh[0] * ref_wh[1]), jnp.log(ref_wh[0] / ref_wh[1])
+    w, h = c[..., 2], c[..., 3]
+    side = jnp.clip(jnp.sqrt(w * h), min_factor * ref_side, max_factor * ref_side)
+    log_aspect = jnp.clip(jnp.log(w / h), ref_log_aspect - jnp.log(max_aspect),
+                          ref_log_aspect + jnp.log(max_aspect))
+    ratio = jnp.exp(0.5 * log_aspect)
+    return cxcywh_to_xywh(jnp.stack([c[..., 0], c[..., 1], side * ratio, side / ratio], -1))
+
+
 def is_valid(b: jnp.ndarray, image_wh=None) -> jnp.ndarray:
     """(..., 4) -> (...) bool: finite, positive size, and (if ``image_wh`` is
     given) overlapping the image."""

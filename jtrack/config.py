@@ -50,6 +50,11 @@ class TrackerConfig:
     bbreg_scale: float = 1.6
     bbreg_aspect: float = 1.1       # w/h jitter of regression samples (py-MDNet aspect_bbreg)
     min_box_size: float = 4.0       # output boxes are at least this many pixels a side
+    # Candidate and output boxes stay within these limits relative to the first
+    # box: sqrt(w h) in [min, max] x the first box's, w/h within a factor.
+    min_size_factor: float = 0.2
+    max_size_factor: float = 5.0
+    max_aspect_change: float = 4.0
 
     # --- first frame -------------------------------------------------------
     n_pos_init: int = 500
@@ -118,6 +123,9 @@ class TrackerConfig:
         check(self.region_scale >= 1.0, f"region_scale must be >= 1, got {self.region_scale!r}")
         check(self.init_region_scale >= self.region_scale,
               "init_region_scale must be >= region_scale")
+        check(0.0 < self.min_size_factor <= 1.0 <= self.max_size_factor,
+              "need 0 < min_size_factor <= 1 <= max_size_factor")
+        check(self.max_aspect_change >= 1.0, "max_aspect_change must be >= 1")
         check(self.failure_widen >= 1.0, "failure_widen must be >= 1")
         check(self.max_widen >= 1.0, "max_widen must be >= 1")
         for name in ("scale", "pos_scale", "neg_scale_init", "neg_scale_update", "bbreg_scale",

@@ -53,6 +53,7 @@ class TrackerState:
     widen: jax.Array       # () float32, search widening (1 = normal)
     scores: jax.Array      # (score_history,) float32, most recent last
     image_wh: jax.Array    # (2,) float32 frame width, height
+    init_wh: jax.Array     # (2,) float32 first box width, height (size/shape limits)
 
 
 @flax.struct.dataclass
@@ -119,6 +120,11 @@ def _median_inliers(config: TrackerConfig, top_boxes: jax.Array) -> jax.Array:
     med = jnp.median(top_boxes, axis=0)
     keep = B.iou(top_boxes, med[None]) >= config.outlier_iou
     return keep.at[0].set(True)  # the best candidate always counts
+
+
+def _limit_shape(config: TrackerConfig, boxes: jax.Array, init_wh: jax.Array) -> jax.Array:
+    return B.limit_shape(boxes, init_wh, config.min_size_factor, config.max_size_factor,
+                         config.max_aspect_change)
 
 
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -208,7 +214,7 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
         widen=jnp.ones((), jnp.float32),
         scores=jnp.ones((config.score_history,), jnp.float32),
-        image_wh=image_wh)
+        image_wh=image_wh, init_wh=box[2:])
 
 
 def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Array,
@@ -245,7 +251,8 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
                               config.trans * state.widen, config.scale,
                               config.aspect)
-    cands = B.clip_to_image(cands, image_wh, config.min_box_size)
+    cands = B.clip_to_image(_limit_shape(config, cands, state.init_wh), image_wh,
+                            config.min_box_size)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
     probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
     probs = jnp.where(jnp.isfinite(probs), probs, 0.0)  # NaN never ranks or scores
@@ -260,6 +267,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
         box = jnp.where(success, refined, box)
     # Invariant: the output box is finite, positive-size and inside the frame.
     box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
+    box = _limit_shape(config, box, state.init_wh)
     box = B.clip_to_image(box, image_wh, config.min_box_size)
 
     # 2. collect samples around the new box from the same feature map

@@ -61,6 +61,23 @@ def test_is_valid_rejects_degenerate_boxes():
 BOX = jnp.array([100.0, 80.0, 40.0, 60.0])
 
 
+def test_limit_shape_bounds_size_and_aspect_around_the_reference():
+    ref = jnp.asarray([20.0, 80.0])  # side 40, w/h 1/4
+    b = jnp.asarray([[100.0, 100.0, 2.0, 2.0],      # collapsed
+                     [0.0, 0.0, 400.0, 400.0],      # exploded
+                     [10.0, 10.0, 200.0, 10.0],     # aspect flipped to 20
+                     [5.0, 5.0, 30.0, 60.0]])       # inside the limits
+    out = np.asarray(B.limit_shape(b, ref, 0.5, 2.0, 2.0))
+    side = np.sqrt(out[:, 2] * out[:, 3])
+    aspect = out[:, 2] / out[:, 3]
+    np.testing.assert_allclose(side[:3], [20.0, 80.0, np.clip(np.sqrt(2000.0), 20, 80)], rtol=1e-5)
+    assert np.all(aspect >= 0.125 - 1e-6) and np.all(aspect <= 0.5 + 1e-6)
+    np.testing.assert_allclose(aspect[2], 0.5, rtol=1e-5)  # clamped at the upper bound
+    np.testing.assert_allclose(out[3], b[3], rtol=1e-5)      # untouched
+    centres = lambda x: x[:, :2] + x[:, 2:] / 2
+    np.testing.assert_allclose(centres(out), centres(np.asarray(b)), rtol=1e-5)
+
+
 def test_gaussian_candidates_follow_mdnet_parameterisation():
     c = sampling.gaussian(jax.random.key(0), BOX, 4000, 0.6, 1.05)
     assert c.shape == (4000, 4)
