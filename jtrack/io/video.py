@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -104,6 +105,9 @@ def _temp_path(path: str) -> str:
     base, ext = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are for sharing
     return tmp
 
 
@@ -134,7 +138,12 @@ class Mp4Writer:
                                        ffmpeg_log_level="error")
 
     def append(self, frame: np.ndarray) -> None:
-        self._writer.append_data(_even(np.asarray(frame, np.uint8)))
+        with warnings.catch_warnings():
+            # The first frame starts ffmpeg (fork + exec at once); JAX warns
+            # about any fork in its process, harmless here: nothing runs between.
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                    category=RuntimeWarning)
+            self._writer.append_data(_even(np.asarray(frame, np.uint8)))
 
     def close(self) -> None:
         self._writer.close()
