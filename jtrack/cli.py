@@ -129,14 +129,32 @@ def _start_boxes(box_flags: list[str], boxes_file: str | None, source):
     return np.asarray(boxes, np.float32)
 
 
-def _build_config(backbone: str | None, config_path: str | None, overrides: list[str]):
-    from experiments.run import build_config
+def build_config(config_path: str | None = None, overrides=(), backbone: str | None = None):
+    """TrackerConfig from a JSON file, ``field=value`` overrides (JSON
+    values) and a backbone name, with each value's type checked against the
+    field's default (so ``online_update=False`` is an error naming the field,
+    not a string that fails deep inside jit)."""
+    import dataclasses
+
+    from experiments.run import build_config as _build
+
+    import jtrack
 
     overrides = list(overrides) + ([f"backbone={backbone}"] if backbone else [])
     try:
-        return build_config(config_path, overrides)
+        config = _build(config_path, overrides)
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(f"tracker config: {e}") from e
+    for f in dataclasses.fields(jtrack.TrackerConfig):
+        want, got = type(f.default), getattr(config, f.name)
+        ok = isinstance(got, want) and (want is not int or not isinstance(got, bool))
+        if want is float:
+            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+        if not ok:
+            hint = " (JSON: true/false)" if want is bool else ""
+            raise UsageError(f"tracker config: {f.name}={got!r} is a {type(got).__name__}, "
+                             f"expected a {want.__name__}{hint}")
+    return config
 
 
 def format_rows(rows: list[tuple], path: str, meta: dict) -> str:
@@ -248,6 +266,7 @@ def track_main(args: list[str]) -> int:
     if _wants_help(args):
         print(TRACK_USAGE + TRACK_FLAGS.get_help())
         return 0
+    TRACK_FLAGS.unparse_flags()  # defaults again (main may be called twice in a process)
     try:
         rest = TRACK_FLAGS(["jtrack track"] + list(args))[1:]
     except flags.Error as e:
@@ -257,7 +276,7 @@ def track_main(args: list[str]) -> int:
                          f"{len(rest)}: {rest}" if rest else
                          "missing VIDEO_OR_FOLDER (a video file, a GIF or an image folder)")
     F = TRACK_FLAGS
-    config = _build_config(F.backbone, F.tracker_config, F.config_override)
+    config = build_config(F.tracker_config, F.config_override, F.backbone)
     res = track(rest[0], F.box, F.boxes_file, out_dir=F.out_dir, boxes_path=F.boxes,
                 video_path=F.out, gif=F.gif, gif_stride=F.gif_stride, gif_width=F.gif_width,
                 save_frames=F.save_frames, fps=F.fps, max_frames=F.max_frames, seed=F.seed,
@@ -281,19 +300,31 @@ def _forward_absl(main_fn, prog: str, args: list[str]) -> int:
     return 0
 
 
+def _module_help(module) -> str:
+    return flags.FLAGS.module_help(module)
+
+
 def eval_main(args: list[str]) -> int:
-    if _wants_help(args):
-        print("usage: jtrack eval --dataset otb|vot|got10k|lasot|auto --root DIR "
-              "--results_dir DIR [flags]\n\nexample:\n  jtrack eval --dataset otb --root "
-              "../shared/data/otb --results_dir /tmp/res --max_frames 50\n")
     from experiments import run as exp_run
 
+    if _wants_help(args):
+        print("usage: jtrack eval --dataset otb|vot|got10k|lasot|auto --root DIR "
+              "--results_dir DIR [flags]\n\nRuns the tracker over a benchmark in parallel over "
+              "devices and scores it; rerunning the same command skips finished sequences."
+              "\n\nexample:\n"
+              "  jtrack eval --dataset otb --root ../shared/data/otb --results_dir /tmp/res "
+              "--max_frames 50\n\nflags:\n" + _module_help(exp_run))
+        return 0
     return _forward_absl(exp_run.main, "jtrack eval", args)
 
 
 def demo_main(args: list[str]) -> int:
     from jtrack import demo
 
+    if _wants_help(args):
+        print("usage: jtrack demo [flags]\n\n" + demo.__doc__.strip().replace(
+            "python -m jtrack.demo", "jtrack demo") + "\n\nflags:\n" + _module_help(demo))
+        return 0
     return _forward_absl(demo.main, "jtrack demo", args)
 
 

@@ -27,5 +27,8 @@ jtrack.register_backbone("tiny_test", _tiny)
 OVERRIDES = dict(backbone="tiny_test", hidden=32, iters_init=2, iters_update=1, n_neg_init=200,
                  n_pos_init=50, n_bbreg=50, n_candidates=64, region_size=107,
                  n_pos_update=16, n_neg_update=32, batch_neg_cand=64, batch_pos=8,
-                 batch_neg=16)
+                 batch_neg=16,
+                 # fewer code paths to compile; online updates, regression and
+                 # mining are exercised by the tracker's own tests
+                 bbreg=False, hard_negative_mining=False, online_update=False)
 CONFIG = jtrack.TrackerConfig(**OVERRIDES)

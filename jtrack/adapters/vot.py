@@ -95,7 +95,7 @@ def config_from_env(text: str | None = None):
     words = text.split()
     if not words:
         return jtrack.TrackerConfig()
-    from experiments.run import build_config
+    from jtrack.cli import build_config
 
     return build_config(None, words)
 
