@@ -16,7 +16,7 @@ from jtrack.data import default_data_root, load_frame, read_otb
 from jtrack.stateful import StatefulTracker
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _tiny_backbone import CONFIG  # noqa: E402
+from _small_config import CONFIG  # noqa: E402
 
 N = 6
 

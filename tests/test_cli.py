@@ -1,7 +1,7 @@
 """The ``jtrack`` command on a shipped sequence folder and on a video made
 from it: boxes file, annotated mp4 / GIF / PNGs, the drawn box where the
-target is, several targets, clear errors. Uses a tiny backbone
-(tests/_tiny_backbone.py): the plumbing is under test, not accuracy."""
+target is, several targets, clear errors. Uses the small config of
+tests/_small_config.py: the plumbing is under test, not accuracy."""
 
 import json
 import os
@@ -18,7 +18,7 @@ from jtrack.io import draw
 from jtrack.io.video import Mp4Writer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _tiny_backbone import OVERRIDES  # noqa: E402  (registers the tiny backbone)
+from _small_config import OVERRIDES  # noqa: E402
 
 N = 6
 CFG_FLAGS = [f"--config_override={k}={json.dumps(v)}" for k, v in OVERRIDES.items()] + ["--noprogress"]
