@@ -65,7 +65,7 @@ flags:
 
 TRACK_FLAGS = flags.FlagValues()
 flags.DEFINE_multi_string("box", [], "Target box x,y,w,h on the first frame (0-based pixels); "
-                          "repeat for several targets.", flag_values=TRACK_FLAGS)
+                          "repeat for several targets", flag_values=TRACK_FLAGS)
 flags.DEFINE_string("boxes_file", None, "Text file with one x,y,w,h start box per line "
                     "(commas, tabs or spaces).", flag_values=TRACK_FLAGS)
 flags.DEFINE_string("out_dir", "jtrack_out", "Folder for the default outputs.",
@@ -88,7 +88,8 @@ flags.DEFINE_string("backbone", None, "Backbone name (default: the config's).",
                     flag_values=TRACK_FLAGS)
 flags.DEFINE_string("tracker_config", None, "JSON file of TrackerConfig fields.",
                     flag_values=TRACK_FLAGS)
-flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSON value).",
+flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSON value); "
+                          "repeatable",
                           flag_values=TRACK_FLAGS)
 flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=TRACK_FLAGS)
 
@@ -258,13 +259,31 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     return result
 
 
+def flag_help(fv: flags.FlagValues) -> str:
+    """One line per flag: ``--name=DEFAULT  help``, booleans as ``--[no]name``."""
+    lines = []
+    for name in sorted(fv):
+        f = fv[name]
+        if name in ("flagfile", "undefok") or f.name != name:
+            continue
+        if isinstance(f, flags.BooleanFlag):
+            head = f"--[no]{name} (default {'on' if f.default else 'off'})"
+        elif f.default in (None, []):
+            head = f"--{name}"
+        else:
+            head = f"--{name}={f.default_as_str.strip(chr(39))}"
+        text = f.help.split(";\n")[0]  # absl appends "repeat this option ..." to multi flags
+        lines.append(f"  {head:32s} {text}")
+    return "\n".join(lines)
+
+
 def _wants_help(args: list[str]) -> bool:
     return any(a in ("-h", "--help", "--helpfull", "-?") for a in args)
 
 
 def track_main(args: list[str]) -> int:
     if _wants_help(args):
-        print(TRACK_USAGE + TRACK_FLAGS.get_help())
+        print(TRACK_USAGE + flag_help(TRACK_FLAGS))
         return 0
     TRACK_FLAGS.unparse_flags()  # defaults again (main may be called twice in a process)
     try:
