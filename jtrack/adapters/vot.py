@@ -5,12 +5,14 @@ Register it in the workspace's ``trackers.ini``::
     [jtrack]
     label = jtrack
     protocol = traxpython
-    command = from jtrack.adapters.vot import main; main()
+    command = jtrack.adapters.vot_run
     paths = /path/to/jtrack
     # optional TrackerConfig fields, as "field=value" words:
     env_JTRACK_VOT_CONFIG = iters_update=10 backbone=vggm
 
-vot-toolkit puts its ``vot.py`` (the trax client) on the path; :func:`main`
+``traxpython`` imports the ``command`` module, and importing
+:mod:`jtrack.adapters.vot_run` runs :func:`main`. vot-toolkit provides the
+``vot`` module (the trax client; pip ``vot-toolkit`` / ``vot-trax``); :func:`main`
 imports it, asks for a ``rectangle`` region and runs :func:`run_sequence`.
 Everything else is a pure loop over a *handle* with ``region()``,
 ``frame()`` and ``report(region, confidence)``, so it can be driven (and
