@@ -50,7 +50,7 @@ sequence folder starts from its ground-truth box of the first frame.
 
 Outputs (in --out_dir unless a path is given):
   <name>_boxes.csv   frame,target,x,y,w,h,score (0-based xywh; .json with --boxes x.json)
-  --out FILE.mp4     annotated video (box, '#id score' per target)
+  --out FILE.mp4     annotated video (box, 'id: score' per target)
   --gif              <name>.gif small preview
   --save_frames      <name>_frames/000000.png ... annotated frames
 
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     args = list(argv[1:])
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(USAGE, file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
     cmd, rest = args[0], args[1:]
     if cmd not in COMMANDS:
@@ -396,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[cmd](rest)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        return 0
     except UsageError as e:
         print(f"jtrack {cmd}: error: {e}\n(see 'jtrack {cmd} --help')", file=sys.stderr)
         return 2

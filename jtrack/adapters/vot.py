@@ -18,9 +18,10 @@ Everything else is a pure loop over a *handle* with ``region()``,
 ``frame()`` and ``report(region, confidence)``, so it can be driven (and
 tested) without the toolkit.
 
-Regions: VOT ground truth is 1-based and trax passes it unchanged, so the
-start rectangle is converted to jtrack's 0-based pixels and the reported
-ones back (``one_based=False`` to skip). Nothing is printed: with trax over
+Regions: jtrack's VOT reader treats ``groundtruth.txt`` as 1-based, and
+the start rectangle is assumed to arrive in the file's convention, so it is
+converted to jtrack's 0-based pixels and the reported ones back
+(``one_based=False`` skips this; the difference is one pixel). Nothing is printed: with trax over
 stdin/stdout, stray output would break the protocol.
 """
 

@@ -109,8 +109,8 @@ def draw_text(frame: np.ndarray, text: str, x: int, y: int, color,
 
 
 def label(target: int, score: float | None) -> str:
-    """``#0 0.93`` (id and score; score omitted when None or non-finite)."""
-    text = f"#{int(target)}"
+    """``0: 0.93`` (id and score; score omitted when None or non-finite)."""
+    text = f"{int(target)}:"
     if score is not None and np.isfinite(score):
         text += f" {float(score):.2f}"
     return text
@@ -126,7 +126,7 @@ def annotate(frame: np.ndarray, boxes, scores=None, ids=None, thickness: int = 2
       scores: optional (K,) scores shown next to the ids.
       ids: optional (K,) target ids (default 0..K-1), which pick the colors.
     Returns:
-      (H, W, 3) uint8 copy with boxes and ``#id score`` labels above them
+      (H, W, 3) uint8 copy with boxes and ``id: score`` labels above them
       (inside the box when there is no room above).
     """
     frame = np.asarray(frame)
