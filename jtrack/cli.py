@@ -216,7 +216,10 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     total = source.count if max_frames is None else min(max_frames, source.count or max_frames)
     writers = []
     if video_path:
-        writers.append(video.Mp4Writer(video_path, fps))
+        try:
+            writers.append(video.Mp4Writer(video_path, fps))
+        except ImportError as e:
+            raise UsageError(str(e)) from e
     if gif_path:
         writers.append(video.GifPreview(gif_path, stride=gif_stride, max_width=gif_width))
     rows: list[tuple] = []

@@ -26,7 +26,8 @@ class StatefulTracker:
       config: a :class:`TrackerConfig` (default: ``TrackerConfig()``).
       params: ``{'backbone', 'head'}`` from :func:`jtrack.init_params`
         (default: made from ``seed``). Several trackers may share one params
-        pytree: ``init`` copies nothing, ``step`` never donates params.
+        pytree: the state ``init`` returns holds its own buffers, so the
+        donation in ``step`` never invalidates ``params`` (tests/test_adapters.py).
       seed: PRNG seed for the params (when not given) and for sampling.
     """
 

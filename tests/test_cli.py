@@ -125,8 +125,8 @@ def test_help_lists_commands_and_examples(capsys):
 
 
 def test_console_entry_point_runs_as_a_module():
-    """``python -m jtrack.cli`` (what the console script calls) starts
-    without importing jax for --help."""
+    """``python -m jtrack.cli`` runs ``main`` as the console script does;
+    ``eval --help`` shows the runner's flags and an example."""
     r = subprocess.run([sys.executable, "-m", "jtrack.cli", "eval", "--help"],
                        capture_output=True, text=True, timeout=120,
                        cwd=os.path.dirname(os.path.dirname(__file__)))
