@@ -319,6 +319,9 @@ def _forward_absl(main_fn, prog: str, args: list[str]) -> int:
         app.run(main_fn, argv=[prog] + list(args))
     except SystemExit as e:  # app.run always exits
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except (FileNotFoundError, ImportError, ValueError) as e:
+        # bad paths, missing extras, bad flag values: a message, not a traceback
+        raise UsageError(str(e)) from e
     return 0
 
 

@@ -104,6 +104,7 @@ def test_track_video_with_two_targets_json(crossing, tmp_path):
     (["track", "{folder}", "--config_override=bbreg=False"], "expected a bool"),
     (["track", "{folder}", "--no_such_flag"], "no_such_flag"),
     (["frobnicate"], "unknown command"),
+    (["bench", "nope"], "unknown benchmark"),
 ])
 def test_clear_errors(crossing, tmp_path, capsys, args, message):
     args = [a.replace("{folder}", crossing[0]) for a in args]
