@@ -241,7 +241,7 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
             bar.set_postfix(score=f"{float(np.min(scores)):.2f}", refresh=False)
             t0 = time.perf_counter()
         ok = True
-    except ValueError as e:
+    except (ValueError, ImportError) as e:  # bad start box / frame file, missing ffmpeg
         raise UsageError(str(e)) from e
     finally:
         bar.close()
