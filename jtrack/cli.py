@@ -148,6 +148,8 @@ def build_config(config_path: str | None = None, overrides=(), backbone: str | N
         raise UsageError(f"tracker config: {e}") from e
     for f in dataclasses.fields(jtrack.TrackerConfig):
         want, got = type(f.default), getattr(config, f.name)
+        if want not in (bool, int, float, str, tuple):
+            continue
         ok = isinstance(got, want) and (want is not int or not isinstance(got, bool))
         if want is float:
             ok = isinstance(got, (int, float)) and not isinstance(got, bool)
