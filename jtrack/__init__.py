@@ -9,6 +9,7 @@ from jtrack.config import TrackerConfig
 from jtrack.nets import Backbone, get_backbone, register_backbone
 from jtrack.tracker import (TrackerState, TrackOutput, feature_dim, init,
                             init_params, score_candidates, step)
+from jtrack.stateful import StatefulTracker
 from jtrack import backbones  # noqa: F401  registers efficientnet_lite0 (weights load lazily)
 
 __version__ = "0.1.0"

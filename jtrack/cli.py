@@ -1,0 +1,415 @@
+"""The ``jtrack`` command: track videos and folders, run evaluations,
+benchmarks and the demo. A thin edge over the library (see ``USAGE``).
+
+Each sub-command has its own absl flags; ``track`` keeps its flags in a
+private ``FlagValues`` so it never clashes with the experiment runner's or
+the demo's flags (which are forwarded to unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import flags
+
+USAGE = """\
+usage: jtrack COMMAND [flags]
+
+commands:
+  track VIDEO_OR_FOLDER --box x,y,w,h [--box ...]
+                 track one or several targets through a video (mp4, avi, ...),
+                 an animated GIF or a folder of images; writes the boxes
+                 (CSV or JSON) and optionally an annotated mp4, a GIF preview
+                 and PNG frames
+  eval  ...      run a benchmark protocol (OTB / VOT / GOT-10k), resumable
+                 (= python -m experiments.run)
+  bench NAME ... run a benchmark script of benchmarks/ (no NAME: list them)
+  demo  ...      the built-in demo (= python -m jtrack.demo)
+
+examples:
+  jtrack track clip.mp4 --box 120,80,60,90 --out clip_tracked.mp4 --gif
+  jtrack track frames/ --box 10,20,30,40 --box 200,50,40,40 --boxes out/boxes.json
+  jtrack track ../shared/data/otb/Crossing --save_frames      # GT box of frame 0
+  jtrack eval --dataset otb --root ../shared/data/otb --results_dir /tmp/res
+  jtrack bench backbone_timing --runs 10
+  jtrack demo --max_frames 30
+
+'jtrack COMMAND --help' lists the flags of a command.
+"""
+
+TRACK_USAGE = """\
+usage: jtrack track VIDEO_OR_FOLDER [--box x,y,w,h ...] [flags]
+
+Tracks targets given by their box on the first frame: x, y = top-left corner,
+w, h = size, in 0-based pixels. Several --box flags track several targets
+(ids 0, 1, ... in that order). Without --box/--boxes_file, an OTB/VOT/GOT-10k
+sequence folder starts from its ground-truth box of the first frame.
+
+Outputs (in --out_dir unless a path is given):
+  <name>_boxes.csv   frame,target,x,y,w,h,score (0-based xywh; .json with --boxes x.json)
+  --out FILE.mp4     annotated video (box, 'id: score' per target)
+  --gif              <name>.gif small preview
+  --save_frames      <name>_frames/000000.png ... annotated frames
+
+examples:
+  jtrack track clip.mp4 --box 120,80,60,90 --out clip_tracked.mp4 --gif
+  jtrack track frames/ --box 10,20,30,40 --box 200,50,40,40 --boxes out/boxes.json
+  jtrack track frames/ --boxes_file starts.txt --max_frames 100 --save_frames
+  jtrack track clip.mp4 --box 5,5,40,40 --config_override iters_update=10
+
+flags:
+"""
+
+TRACK_FLAGS = flags.FlagValues()
+flags.DEFINE_multi_string("box", [], "Target box x,y,w,h on the first frame (0-based pixels); "
+                          "repeat for several targets", flag_values=TRACK_FLAGS)
+flags.DEFINE_string("boxes_file", None, "Text file with one x,y,w,h start box per line "
+                    "(commas, tabs or spaces).", flag_values=TRACK_FLAGS)
+flags.DEFINE_string("out_dir", "jtrack_out", "Folder for the default outputs.",
+                    flag_values=TRACK_FLAGS)
+flags.DEFINE_string("boxes", None, "Boxes file (.csv or .json); default "
+                    "<out_dir>/<name>_boxes.csv.", flag_values=TRACK_FLAGS)
+flags.DEFINE_string("out", None, "Annotated video to write (.mp4).", flag_values=TRACK_FLAGS)
+flags.DEFINE_bool("gif", False, "Write a small GIF preview <out_dir>/<name>.gif.",
+                  flag_values=TRACK_FLAGS)
+flags.DEFINE_integer("gif_stride", 2, "GIF keeps every N-th frame.", flag_values=TRACK_FLAGS)
+flags.DEFINE_integer("gif_width", 320, "GIF maximum width in pixels.", flag_values=TRACK_FLAGS)
+flags.DEFINE_bool("save_frames", False, "Write annotated PNGs to <out_dir>/<name>_frames/.",
+                  flag_values=TRACK_FLAGS)
+flags.DEFINE_float("fps", 25.0, "Frame rate of the annotated video.", flag_values=TRACK_FLAGS)
+flags.DEFINE_integer("max_frames", None, "Track at most this many frames.",
+                     flag_values=TRACK_FLAGS)
+flags.DEFINE_integer("seed", 0, "PRNG seed (head initialisation and sampling).",
+                     flag_values=TRACK_FLAGS)
+flags.DEFINE_string("backbone", None, "Backbone name (default: the config's).",
+                    flag_values=TRACK_FLAGS)
+flags.DEFINE_string("tracker_config", None, "JSON file of TrackerConfig fields.",
+                    flag_values=TRACK_FLAGS)
+flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSON value); "
+                          "repeatable",
+                          flag_values=TRACK_FLAGS)
+flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=TRACK_FLAGS)
+
+
+class UsageError(Exception):
+    """Bad command line: printed without a traceback, exit status 2."""
+
+
+def parse_box(text: str) -> list[float]:
+    """``"x,y,w,h"`` (commas, spaces or tabs) -> 4 floats; clear error otherwise."""
+    parts = [p for p in text.replace(",", " ").replace("\t", " ").split() if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--box {text!r}: expected 4 numbers x,y,w,h") from None
+    if len(values) != 4:
+        raise UsageError(f"--box {text!r}: expected 4 numbers x,y,w,h, got {len(values)}")
+    return values
+
+
+def _start_boxes(box_flags: list[str], boxes_file: str | None, source):
+    import numpy as np
+
+    boxes = [parse_box(b) for b in box_flags]
+    if boxes_file:
+        from jtrack.data.textfiles import read_box_file
+
+        if not os.path.isfile(boxes_file):
+            raise UsageError(f"--boxes_file {boxes_file}: file not found")
+        boxes += np.asarray(read_box_file(boxes_file), np.float64).tolist()
+    if not boxes:
+        if source.init_boxes is not None:
+            print(f"no --box given: starting from the {source.kind} ground truth of frame 0: "
+                  f"{np.round(source.init_boxes, 1).tolist()}")
+            return np.asarray(source.init_boxes, np.float32)
+        raise UsageError("no target: give --box x,y,w,h (0-based pixels on the first frame) "
+                         "or --boxes_file")
+    return np.asarray(boxes, np.float32)
+
+
+def build_config(config_path: str | None = None, overrides=(), backbone: str | None = None):
+    """TrackerConfig from a JSON file, ``field=value`` overrides (JSON
+    values) and a backbone name, with each value's type checked against the
+    field's default (so ``online_update=False`` is an error naming the field,
+    not a string that fails deep inside jit)."""
+    import dataclasses
+
+    from experiments.run import build_config as _build
+
+    import jtrack
+
+    overrides = list(overrides) + ([f"backbone={backbone}"] if backbone else [])
+    try:
+        config = _build(config_path, overrides)
+    except (ValueError, TypeError, OSError) as e:
+        raise UsageError(f"tracker config: {e}") from e
+    for f in dataclasses.fields(jtrack.TrackerConfig):
+        want, got = type(f.default), getattr(config, f.name)
+        if want not in (bool, int, float, str, tuple):
+            continue
+        ok = isinstance(got, want) and (want is not int or not isinstance(got, bool))
+        if want is float:
+            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+        if not ok:
+            hint = " (JSON: true/false)" if want is bool else ""
+            raise UsageError(f"tracker config: {f.name}={got!r} is a {type(got).__name__}, "
+                             f"expected a {want.__name__}{hint}")
+    return config
+
+
+def format_rows(rows: list[tuple], path: str, meta: dict) -> str:
+    """Rows ``(frame, target, x, y, w, h, score)`` as CSV (with a header) or
+    as JSON (``meta`` plus ``rows`` of dicts), picked by ``path``'s extension."""
+    names = ("frame", "target", "x", "y", "w", "h", "score")
+    if path.lower().endswith(".json"):
+        recs = [dict(zip(names, (int(r[0]), int(r[1]), *(round(float(v), 4) for v in r[2:]))))
+                for r in rows]
+        return json.dumps({**meta, "rows": recs}, indent=1) + "\n"
+    lines = [",".join(names)]
+    lines += [f"{r[0]},{r[1]},{r[2]:.4f},{r[3]:.4f},{r[4]:.4f},{r[5]:.4f},{r[6]:.4f}"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
+          out_dir: str = "jtrack_out", boxes_path: str | None = None,
+          video_path: str | None = None, gif: bool = False, gif_stride: int = 2,
+          gif_width: int = 320, save_frames: bool = False, fps: float = 25.0,
+          max_frames: int | None = None, seed: int = 0, config=None,
+          progress: bool = True) -> dict:
+    """``jtrack track`` as a function. Returns the paths written and timings."""
+    import itertools
+
+    import jax
+    import numpy as np
+    from tqdm import tqdm
+
+    import jtrack
+    from jtrack.data import atomic_write_text
+    from jtrack.io import draw, video
+    from jtrack.stateful import track_targets
+
+    if boxes_path is not None and not boxes_path.lower().endswith((".csv", ".json")):
+        raise UsageError(f"--boxes {boxes_path}: use a .csv or .json file name")
+    if video_path is not None and not video_path.lower().endswith(video.VIDEO_EXTENSIONS):
+        raise UsageError(f"--out {video_path}: use a video file name such as out.mp4")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError("--max_frames must be >= 1")
+    try:
+        source = video.open_source(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from e
+    starts = _start_boxes(box_flags, boxes_file, source)
+    config = jtrack.TrackerConfig() if config is None else config
+    name = source.name
+    boxes_path = boxes_path or os.path.join(out_dir, f"{name}_boxes.csv")
+    gif_path = os.path.join(out_dir, f"{name}.gif") if gif else None
+    frames_dir = os.path.join(out_dir, f"{name}_frames") if save_frames else None
+    if frames_dir:
+        os.makedirs(frames_dir, exist_ok=True)
+
+    params = jtrack.init_params(config, jax.random.key(seed))
+    frames = source.frames()
+    if max_frames is not None:
+        frames = itertools.islice(frames, max_frames)
+    total = source.count if max_frames is None else min(max_frames, source.count or max_frames)
+    writers = []
+    if video_path:
+        try:
+            writers.append(video.Mp4Writer(video_path, fps))
+        except ImportError as e:
+            raise UsageError(str(e)) from e
+    if gif_path:
+        writers.append(video.GifPreview(gif_path, stride=gif_stride, max_width=gif_width))
+    rows: list[tuple] = []
+    times: list[float] = []
+    bar = tqdm(total=total, unit="frame", desc=name, disable=not progress, dynamic_ncols=True)
+    ok = False
+    try:
+        t0 = time.perf_counter()
+        for i, frame, boxes, scores in track_targets(config, params, frames, starts, seed):
+            times.append(time.perf_counter() - t0)
+            rows += [(i, k, *boxes[k].tolist(), float(scores[k])) for k in range(len(boxes))]
+            if writers or frames_dir:
+                shown = draw.annotate(frame, boxes, scores if i else None)
+                for w in writers:
+                    w.append(shown)
+                if frames_dir:
+                    video.write_png(os.path.join(frames_dir, f"{i:06d}.png"), shown)
+            bar.update(1)
+            bar.set_postfix(score=f"{float(np.min(scores)):.2f}", refresh=False)
+            t0 = time.perf_counter()
+        ok = True
+    except (ValueError, ImportError) as e:  # bad start box / frame file, missing ffmpeg
+        raise UsageError(str(e)) from e
+    finally:
+        bar.close()
+        for w in writers:
+            w.close() if ok else w.abort()
+    if not rows:
+        raise UsageError(f"{path}: no frames to track")
+    meta = {"input": os.path.abspath(path), "box_format": "xywh, 0-based pixels",
+            "frames": len(times), "targets": int(len(starts)), "seed": seed,
+            "backbone": config.backbone}
+    atomic_write_text(boxes_path, format_rows(rows, boxes_path, meta))
+    # Frames 0 and 1 compile init and step; the rate is measured after them.
+    steady = times[2:]
+    result = {"boxes": boxes_path, "video": video_path, "gif": gif_path,
+              "frames_dir": frames_dir, "n_frames": len(times), "n_targets": len(starts),
+              "fps": (len(steady) / sum(steady)) if steady and sum(steady) > 0 else None,
+              "compile_s": sum(times[:2])}
+    return result
+
+
+def flag_help(fv: flags.FlagValues) -> str:
+    """One line per flag: ``--name=DEFAULT  help``, booleans as ``--[no]name``."""
+    lines = []
+    for name in sorted(fv):
+        f = fv[name]
+        if name in ("flagfile", "undefok") or f.name != name:
+            continue
+        if isinstance(f, flags.BooleanFlag):
+            head = f"--[no]{name} (default {'on' if f.default else 'off'})"
+        elif f.default in (None, []):
+            head = f"--{name}"
+        else:
+            head = f"--{name}={f.default_as_str.strip(chr(39))}"
+        text = f.help.split(";\n")[0]  # absl appends "repeat this option ..." to multi flags
+        lines.append(f"  {head:32s} {text}")
+    return "\n".join(lines)
+
+
+def _wants_help(args: list[str]) -> bool:
+    return any(a in ("-h", "--help", "--helpfull", "-?") for a in args)
+
+
+def track_main(args: list[str]) -> int:
+    if _wants_help(args):
+        print(TRACK_USAGE + flag_help(TRACK_FLAGS))
+        return 0
+    TRACK_FLAGS.unparse_flags()  # defaults again (main may be called twice in a process)
+    try:
+        rest = TRACK_FLAGS(["jtrack track"] + list(args))[1:]
+    except flags.Error as e:
+        raise UsageError(str(e)) from e
+    if len(rest) != 1:
+        raise UsageError("expected exactly one VIDEO_OR_FOLDER argument, got "
+                         f"{len(rest)}: {rest}" if rest else
+                         "missing VIDEO_OR_FOLDER (a video file, a GIF or an image folder)")
+    F = TRACK_FLAGS
+    config = build_config(F.tracker_config, F.config_override, F.backbone)
+    res = track(rest[0], F.box, F.boxes_file, out_dir=F.out_dir, boxes_path=F.boxes,
+                video_path=F.out, gif=F.gif, gif_stride=F.gif_stride, gif_width=F.gif_width,
+                save_frames=F.save_frames, fps=F.fps, max_frames=F.max_frames, seed=F.seed,
+                config=config, progress=F.progress)
+    fps = f"{res['fps']:.1f} frames/s from frame 2 on; " if res["fps"] else ""
+    print(f"tracked {res['n_targets']} target(s) over {res['n_frames']} frames ({fps}"
+          f"frames 0-1 incl. compilation {res['compile_s']:.1f}s)")
+    for key in ("boxes", "video", "gif", "frames_dir"):
+        if res[key]:
+            print(f"  {key:10s} {res[key]}")
+    return 0
+
+
+def _forward_absl(main_fn, prog: str, args: list[str]) -> int:
+    from absl import app
+
+    try:
+        app.run(main_fn, argv=[prog] + list(args))
+    except SystemExit as e:  # app.run always exits
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except (FileNotFoundError, ImportError, ValueError) as e:
+        # bad paths, missing extras, bad flag values: a message, not a traceback
+        raise UsageError(str(e)) from e
+    return 0
+
+
+def _module_help(module) -> str:
+    return flags.FLAGS.module_help(module)
+
+
+def eval_main(args: list[str]) -> int:
+    from experiments import run as exp_run
+
+    if _wants_help(args):
+        print("usage: jtrack eval --dataset otb|vot|got10k|lasot|auto --root DIR "
+              "--results_dir DIR [flags]\n\nRuns the tracker over a benchmark in parallel over "
+              "devices and scores it; rerunning the same command skips finished sequences."
+              "\n\nexample:\n"
+              "  jtrack eval --dataset otb --root ../shared/data/otb --results_dir /tmp/res "
+              "--max_frames 50\n\nflags:\n" + _module_help(exp_run))
+        return 0
+    return _forward_absl(exp_run.main, "jtrack eval", args)
+
+
+def demo_main(args: list[str]) -> int:
+    from jtrack import demo
+
+    if _wants_help(args):
+        print("usage: jtrack demo [flags]\n\n" + demo.__doc__.strip().replace(
+            "python -m jtrack.demo", "jtrack demo") + "\n\nflags:\n" + _module_help(demo))
+        return 0
+    return _forward_absl(demo.main, "jtrack demo", args)
+
+
+def list_benchmarks() -> list[str]:
+    import pkgutil
+
+    import benchmarks
+
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
+                  if not m.name.startswith("_"))
+
+
+def bench_main(args: list[str]) -> int:
+    import runpy
+
+    names = list_benchmarks()
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: jtrack bench NAME [flags of that benchmark]\n\nbenchmarks: "
+              + ", ".join(names) + "\n\nexample:\n  jtrack bench backbone_timing --runs 10")
+        return 0
+    name = args[0].removeprefix("benchmarks.").removesuffix(".py")
+    if name not in names:
+        raise UsageError(f"unknown benchmark {args[0]!r}; available: {', '.join(names)}")
+    old = sys.argv
+    sys.argv = [f"jtrack bench {name}"] + list(args[1:])
+    try:
+        runpy.run_module(f"benchmarks.{name}", run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = old
+    return 0
+
+
+COMMANDS = {"track": track_main, "eval": eval_main, "bench": bench_main, "demo": demo_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``jtrack`` console script; returns the exit status."""
+    argv = sys.argv if argv is None else argv
+    args = list(argv[1:])
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    cmd, rest = args[0], args[1:]
+    if cmd not in COMMANDS:
+        print(f"jtrack: unknown command {cmd!r}; expected one of {', '.join(COMMANDS)}\n",
+              file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[cmd](rest)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        return 0
+    except UsageError as e:
+        print(f"jtrack {cmd}: error: {e}\n(see 'jtrack {cmd} --help')", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
