@@ -95,33 +95,6 @@ def make_config():
         grad_clip=FLAGS.grad_clip)
 
 
-def collect_sources(roots, n_synthetic: int, synthetic_frames: int, synthetic_hw,
-                    synthetic_seed: int, exclude, max_frames: int | None = None):
-    """[(name, load)] of every training sequence not matched by ``exclude``,
-    where ``load() -> (frames iterable, gt (T, 4))``, and the exclude patterns
-    that matched nothing. Loading is lazy, so excluded sequences are never read."""
-    from jtrack.data import load_dataset, read_sequence, sequence_kind
-    from jtrack.data.synthetic import photo_sequence
-    from jtrack.pretrain import apply_exclude
-
-    sources = []
-    for root in roots:
-        kind = sequence_kind(root)
-        seqs = read_sequence(kind, root) if kind else load_dataset("auto", root)
-        for s in seqs:
-            s = s.truncated(max_frames) if max_frames else s
-            sources.append((s.name, lambda s=s: (s.iter_frames(), s.gt)))
-    for seed in range(synthetic_seed, synthetic_seed + n_synthetic):
-        sources.append((f"photo_{seed}", lambda seed=seed: photo_sequence(
-            seed, synthetic_frames, tuple(synthetic_hw))))
-    names = [n for n, _ in sources]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate sequence names across roots: {dup}")
-    keep, unused = apply_exclude(names, exclude)
-    return [sources[i] for i in keep], unused
-
-
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
@@ -130,6 +103,7 @@ def main(argv):
 
     from jtrack import init_params as tracker_params
     from jtrack import parallel
+    from jtrack.pretrain.sources import collect_sources
     from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
                                  make_optimizer, make_step, prepare_domain, save_head,
                                  summarize, train_steps)
@@ -169,7 +143,7 @@ def main(argv):
     if restored is not None:
         state = restored
         print(f"resumed from step {int(state['step'])} in {FLAGS.ckpt_dir}")
-    step_fn = make_step(config, make_optimizer(config), mesh)
+    step_fn = make_step(config, mesh)
     eval_fn = make_eval(config, mesh)
     n_dom = len(domains)
     log_path = os.path.join(FLAGS.ckpt_dir, "log.jsonl")

@@ -24,6 +24,7 @@ IoU >= 0.5 with the ground truth.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence as Seq
 from typing import Any
 
@@ -111,12 +112,14 @@ def batch_shardings(mesh, batch: dict) -> dict:
             for k in batch}
 
 
-def make_step(config: PretrainConfig, optimizer: optax.GradientTransformation, mesh
-              ) -> Callable:
+@functools.lru_cache(maxsize=16)
+def make_step(config: PretrainConfig, mesh) -> Callable:
     """``step(params, opt_state, batch, key) -> (params, opt_state, metrics)``,
     jitted over ``mesh`` (params/opt_state replicated, frames sharded;
-    ``frames_per_batch`` must divide by the mesh size). Donates params and
-    opt_state."""
+    ``frames_per_batch`` must divide by the mesh size), optimizer
+    :func:`make_optimizer`. Donates params and opt_state. Cached per
+    (config, mesh), so repeated calls reuse one compilation."""
+    optimizer = make_optimizer(config)
     n = mesh.devices.size
     if config.frames_per_batch % n:
         raise ValueError(f"frames_per_batch {config.frames_per_batch} does not split "
@@ -138,6 +141,7 @@ def make_step(config: PretrainConfig, optimizer: optax.GradientTransformation, m
     return run
 
 
+@functools.lru_cache(maxsize=16)
 def make_eval(config: PretrainConfig, mesh) -> Callable:
     """``evaluate(params, batch, key) -> metrics`` (no dropout, no update)."""
     rep = parallel.replicated(mesh)
