@@ -172,13 +172,20 @@ def init_state(config: PretrainConfig, n_domains: int, seed: int, data_seed: int
                mesh) -> dict:
     """``{'params', 'opt_state', 'step' () int32, 'key' (2,) uint32,
     'data_seed' () int64}``, replicated over ``mesh``."""
-    key = jax.random.key(seed)
-    k_init, k_train = jax.random.split(key)
-    params = model.init_params(config, n_domains, k_init)
-    state = {"params": params, "opt_state": make_optimizer(config).init(params),
-             "step": np.int32(0), "key": np.asarray(jax.random.key_data(k_train)),
-             "data_seed": np.int64(data_seed)}
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    state = _init_jit(config, n_domains, mesh)(k_init)  # one compilation, not op by op
+    state.update(step=np.int32(0), key=np.asarray(jax.random.key_data(k_train)),
+                 data_seed=np.int64(data_seed))
     return parallel.replicate(state, mesh)
+
+
+@functools.lru_cache(maxsize=16)
+def _init_jit(config: PretrainConfig, n_domains: int, mesh) -> Callable:
+    def init(key):
+        params = model.init_params(config, n_domains, key)
+        return {"params": params, "opt_state": make_optimizer(config).init(params)}
+
+    return jax.jit(init, out_shardings=parallel.replicated(mesh))
 
 
 def step_key(state: dict) -> jax.Array:
