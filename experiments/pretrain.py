@@ -127,8 +127,9 @@ def main(argv):
                               holdout=FLAGS.holdout)
                for name, load in tqdm(sources, desc="preparing domains",
                                       disable=not FLAGS.progress)]
+    cached = "crops" if config.train_backbone else "feature maps"
     print(f"prepared {sum(len(d) for d in domains)} frames in "
-          f"{time.perf_counter() - t0:.1f}s (cached {'crops' if config.train_backbone else 'feature maps'})")
+          f"{time.perf_counter() - t0:.1f}s (cached {cached})")
 
     mesh = parallel.make_mesh(FLAGS.devices)
     state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)

@@ -90,7 +90,8 @@ def main(argv):
                     m = ope_metrics(boxes, seq.gt)
                     results[name] = {"sequence": seq.name, "seed": seed, "variant": variant,
                                      "auc": float(m["auc"]),
-                                     "precision20": float(m["precision_20"]), "mean_iou": float(m["mean_iou"]),
+                                     "precision20": float(m["precision_20"]),
+                                     "mean_iou": float(m["mean_iou"]),
                                      "frames": len(seq),
                                      "mean_frame_s": float(np.mean(times[1:]))}
                     print(f"{name}: AUC {results[name]['auc']:.3f}  "
