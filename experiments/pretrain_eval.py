@@ -28,6 +28,8 @@ flags.DEFINE_list("sequences", None, "REQUIRED. Sequence folders (OTB/VOT/GOT-10
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 flags.DEFINE_list("variants", ["random", "pretrained"], "Heads to compare.")
 flags.DEFINE_integer("max_frames", None, "Truncate sequences (quick runs).")
+flags.DEFINE_integer("iters_init", None, "TrackerConfig.iters_init (first-frame SGD steps; "
+                     "default: the config's). Fewer steps lean more on the initial head.")
 flags.DEFINE_string("out", None, "REQUIRED. Results JSON (resumed if it exists).")
 flags.mark_flags_as_required(["head", "sequences", "out"])
 
@@ -65,6 +67,9 @@ def main(argv):
     from jtrack.tracking import track_sequence
 
     config = jtrack.TrackerConfig()
+    if FLAGS.iters_init is not None:
+        config = config.replace(iters_init=FLAGS.iters_init)
+    print(f"tracker config: backbone {config.backbone}, iters_init {config.iters_init}")
     results = {}
     if os.path.exists(FLAGS.out):
         with open(FLAGS.out, encoding="utf-8") as f:
