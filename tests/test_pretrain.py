@@ -1,6 +1,8 @@
 """Offline multi-domain pretraining: learning, data parallelism, exact
 resume, exclude list, head export/load. Tiny settings (a one-conv test
-backbone, 3 short synthetic domains) keep the file to a few seconds."""
+backbone, 3 short synthetic domains) keep it cheap; the cost is almost all
+compilation (four step/eval programs), shared between tests via the
+``make_step`` / ``make_eval`` caches."""
 
 import os
 
@@ -14,9 +16,8 @@ import pytest
 from jtrack import TrackerConfig, nets, parallel, tracker
 from jtrack.data.synthetic import moving_object
 from jtrack.pretrain import (Checkpoints, PretrainConfig, apply_exclude, evaluate,
-                             held_batches, init_state, load_head, load_params,
-                             make_eval, make_step, prepare_domain,
-                             save_head, summarize, train_steps)
+                             held_batches, init_state, load_head, load_params, make_eval,
+                             make_step, prepare_domain, save_head, summarize, train_steps)
 from jtrack.pretrain.sources import collect_sources
 
 
