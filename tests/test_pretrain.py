@@ -178,3 +178,20 @@ def test_head_export_loads_into_tracker(domains, tmp_path):
     tracker._check_params(TC, full)  # the shape check jtrack.init applies
     with pytest.raises(ValueError, match="hidden 32 in the file vs 64"):
         load_head(path, TC.replace(hidden=64), jax.random.key(0))
+
+
+def test_bad_settings_are_named():
+    from jtrack.pretrain import parse_layer_lr
+    with pytest.raises(ValueError, match="neg_iou must be < pos_iou"):
+        PretrainConfig(pos_iou=0.5, neg_iou=0.6)
+    with pytest.raises(ValueError, match="layer_lr entries"):
+        PretrainConfig(layer_lr=(("conv9", 1.0),))
+    assert parse_layer_lr("fc4=1, fc6=10,backbone=0.1") == (
+        ("fc4", 1.0), ("fc6", 10.0), ("backbone", 0.1))
+    with pytest.raises(ValueError, match="layer=multiplier"):
+        parse_layer_lr("fc4")
+    with pytest.raises(ValueError, match="does not split evenly over 3 devices"):
+        make_step(CFG, parallel.make_mesh(3))
+    with pytest.raises(ValueError, match="2 frames but 3 ground-truth rows"):
+        prepare_domain(CFG, "bad", np.zeros((2, 64, 80, 3), np.uint8),
+                       np.tile([[5.0, 5, 10, 10]], (3, 1)), backbone_params={})
