@@ -1,0 +1,194 @@
+"""Offline multi-domain pretraining of the head (MDNet's offline stage).
+
+    python -m experiments.pretrain --roots=../shared/data/otb/Crossing \
+        --synthetic=20 --exclude=Diving,ball1 --steps=300 \
+        --ckpt_dir=/tmp/pretrain [--devices=2] [--layer_lr=fc4=1,fc5=1,fc6=10]
+
+Every sequence is one domain (its own fc6). ``--exclude`` is required and
+lists the evaluation sequences that must never be trained on (pass
+``--exclude=`` to exclude nothing, deliberately). Checkpoints (orbax) go to
+``--ckpt_dir`` every ``--ckpt_every`` steps; rerunning the same command
+resumes exactly where it stopped. The shared fc4/fc5 end up in
+``--out`` (default ``<ckpt_dir>/head.npz``), loadable with
+``jtrack.pretrain.load_params(path, config, key)``. Per epoch (every domain
+once) it logs loss, PR, RR and TrackTopKAcc on the training batches and on
+the held-out frames, to stdout and ``<ckpt_dir>/log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+# data
+flags.DEFINE_list("roots", [], "Dataset roots or sequence folders (OTB/VOT/GOT-10k/LaSOT, "
+                  "layout auto-detected); every sequence is one domain.")
+flags.DEFINE_integer("synthetic", 20, "Number of synthetic photo sequences "
+                     "(jtrack.data.synthetic.photo_sequence) added as domains.")
+flags.DEFINE_integer("synthetic_frames", 60, "Frames per synthetic sequence.")
+flags.DEFINE_list("synthetic_hw", ["240", "320"], "Synthetic frame height,width.")
+flags.DEFINE_integer("synthetic_seed", 1000, "Seed of the first synthetic sequence.")
+flags.DEFINE_list("exclude", None, "REQUIRED. Sequence names never used for training "
+                  "(evaluation sequences); 'Jogging' also excludes Jogging-1/-2.")
+flags.DEFINE_integer("max_frames", None, "Use at most this many frames per sequence.")
+flags.DEFINE_float("holdout", 0.1, "Fraction of each domain's frames (the last ones) "
+                   "kept for held-out metrics.")
+# network (must match the tracker that will load the head)
+flags.DEFINE_string("backbone", "efficientnet_lite0", "Backbone registry name.")
+flags.DEFINE_integer("region_size", 219, "Search-region side in pixels.")
+flags.DEFINE_float("region_scale", 3.0, "Search region = scale x target.")
+flags.DEFINE_integer("roi_size", 3, "RoIAlign output side.")
+flags.DEFINE_bool("feature_norm", True, "Unit-RMS pooled features (as the tracker).")
+flags.DEFINE_integer("hidden", 512, "fc4/fc5 width.")
+flags.DEFINE_float("dropout", 0.5, "Dropout after fc4 and fc5.")
+# iteration
+flags.DEFINE_integer("frames_per_batch", 8, "Frames per iteration (one domain).")
+flags.DEFINE_integer("n_pos", 32, "Positives per frame.")
+flags.DEFINE_integer("n_neg", 96, "Negatives per frame.")
+flags.DEFINE_float("pos_iou", 0.7, "Positives have IoU >= this.")
+flags.DEFINE_float("neg_iou", 0.5, "Negatives have IoU <= this.")
+flags.DEFINE_float("pos_trans", 0.1, "Gaussian positive translation (x mean side).")
+flags.DEFINE_float("pos_scale", 1.3, "Gaussian positive scale step.")
+flags.DEFINE_float("neg_trans", 1.0, "Uniform negative translation (x mean side).")
+flags.DEFINE_float("neg_scale", 1.6, "Uniform negative scale step.")
+flags.DEFINE_integer("top_k", 5, "Boxes averaged for TrackTopKAcc.")
+# optimiser
+flags.DEFINE_integer("steps", 300, "Total iterations (a resumed run continues to this).")
+flags.DEFINE_float("lr", 1e-3, "Base learning rate.")
+flags.DEFINE_string("layer_lr", "fc4=1,fc5=1,fc6=10",
+                    "layer=multiplier list; add backbone=0.1 to train the backbone "
+                    "(slow on CPU: no feature cache), absent or 0 = frozen.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 5e-4, "Weight decay.")
+flags.DEFINE_float("grad_clip", 10.0, "Global-norm gradient clip (0 = off).")
+flags.DEFINE_integer("seed", 0, "Model seed (init, sampling, dropout).")
+flags.DEFINE_integer("data_seed", 0, "Data-order seed (domains, frames).")
+# run
+flags.DEFINE_integer("devices", None, "Data-parallel devices (default: all local devices).")
+flags.DEFINE_string("ckpt_dir", None, "REQUIRED. Checkpoint folder (resumed if it exists).")
+flags.DEFINE_integer("ckpt_every", 50, "Checkpoint every N steps.")
+flags.DEFINE_integer("keep", 2, "Checkpoints kept.")
+flags.DEFINE_string("out", None, "Exported fc4/fc5 (.npz); default <ckpt_dir>/head.npz.")
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+flags.mark_flags_as_required(["exclude", "ckpt_dir"])
+
+
+def make_config():
+    from jtrack import TrackerConfig
+    from jtrack.pretrain import PretrainConfig, parse_layer_lr
+    tc = TrackerConfig(backbone=FLAGS.backbone, region_size=FLAGS.region_size,
+                       region_scale=FLAGS.region_scale,
+                       init_region_scale=max(5.0, FLAGS.region_scale),
+                       roi_size=FLAGS.roi_size, feature_norm=FLAGS.feature_norm,
+                       hidden=FLAGS.hidden, dropout=FLAGS.dropout)
+    return PretrainConfig(
+        tracker=tc, frames_per_batch=FLAGS.frames_per_batch, n_pos=FLAGS.n_pos,
+        n_neg=FLAGS.n_neg, pos_iou=FLAGS.pos_iou, neg_iou=FLAGS.neg_iou,
+        pos_trans=FLAGS.pos_trans, pos_scale=FLAGS.pos_scale, neg_trans=FLAGS.neg_trans,
+        neg_scale=FLAGS.neg_scale, top_k=FLAGS.top_k, layer_lr=parse_layer_lr(FLAGS.layer_lr),
+        lr=FLAGS.lr, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+        grad_clip=FLAGS.grad_clip)
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    import jax
+    from tqdm import tqdm
+
+    from jtrack import init_params as tracker_params
+    from jtrack import parallel
+    from jtrack.pretrain.sources import collect_sources
+    from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
+                                 make_optimizer, make_step, prepare_domain, save_head,
+                                 summarize, train_steps)
+
+    config = make_config()
+    hw = tuple(int(v) for v in FLAGS.synthetic_hw)
+    t0 = time.perf_counter()
+    sources, unused = collect_sources(FLAGS.roots, FLAGS.synthetic, FLAGS.synthetic_frames,
+                                      hw, FLAGS.synthetic_seed, FLAGS.exclude,
+                                      FLAGS.max_frames)
+    for pattern in sorted(unused):
+        logging.warning("--exclude %r matched no training sequence (nothing to drop)", pattern)
+    if not sources:
+        raise app.UsageError("no training sequences left after --exclude")
+    print(f"excluded: {FLAGS.exclude}; training domains ({len(sources)}): "
+          + ", ".join(n for n, _ in sources))
+
+    bb_params = tracker_params(config.tracker, jax.random.key(FLAGS.seed))["backbone"]
+    domains = [prepare_domain(config, name, *load(),
+                              None if config.train_backbone else bb_params,
+                              holdout=FLAGS.holdout)
+               for name, load in tqdm(sources, desc="preparing domains",
+                                      disable=not FLAGS.progress)]
+    cached = "crops" if config.train_backbone else "feature maps"
+    print(f"prepared {sum(len(d) for d in domains)} frames in "
+          f"{time.perf_counter() - t0:.1f}s (cached {cached})")
+
+    mesh = parallel.make_mesh(FLAGS.devices)
+    state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)
+    if config.train_backbone:  # start from the backbone the tracker would use
+        state["params"]["backbone"] = parallel.replicate(bb_params, mesh)
+        state["opt_state"] = parallel.replicate(make_optimizer(config).init(state["params"]), mesh)
+    meta = json.loads(json.dumps({
+        "config": dataclasses.asdict(config), "domains": [d.name for d in domains],
+        "seed": FLAGS.seed, "data_seed": FLAGS.data_seed, "holdout": FLAGS.holdout}))
+    ckpt = Checkpoints(FLAGS.ckpt_dir, FLAGS.ckpt_every, FLAGS.keep)
+    restored = ckpt.restore(state, meta)
+    if restored is not None:
+        state = restored
+        print(f"resumed from step {int(state['step'])} in {FLAGS.ckpt_dir}")
+    step_fn = make_step(config, mesh)
+    eval_fn = make_eval(config, mesh)
+    n_dom = len(domains)
+    log_path = os.path.join(FLAGS.ckpt_dir, "log.jsonl")
+    bar = tqdm(total=FLAGS.steps, initial=int(state["step"]), desc="pretrain",
+               disable=not FLAGS.progress)
+    epoch_metrics: list = []
+
+    def on_step(step, st):
+        bar.update(1)
+        ckpt.maybe_save(step, st, meta)
+
+    t_train = time.perf_counter()
+    start = int(state["step"])
+    while int(state["step"]) < FLAGS.steps:
+        s = int(state["step"])
+        n = min(FLAGS.steps, (s // n_dom + 1) * n_dom) - s  # to the end of the epoch
+        state, ms = train_steps(config, state, domains, n, step_fn, on_step)
+        epoch_metrics.extend(ms)
+        if int(state["step"]) % n_dom == 0 or int(state["step"]) == FLAGS.steps:
+            train_m = summarize(epoch_metrics)
+            held_m = evaluate(config, state["params"], held_batches(config, domains),
+                              eval_fn, jax.random.key(FLAGS.seed + 1))
+            epoch_metrics = []
+            rec = {"step": int(state["step"]), "epoch": int(state["step"]) / n_dom,
+                   "train": train_m, "held": held_m}
+            bar.write(f"step {rec['step']:5d}  train " + "  ".join(
+                f"{k} {v:.3f}" for k, v in train_m.items()) + "  | held " + "  ".join(
+                f"{k} {v:.3f}" for k, v in held_m.items()))
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+    bar.close()
+    done = int(state["step"]) - start
+    if done:
+        print(f"{done} steps in {time.perf_counter() - t_train:.1f}s on "
+              f"{mesh.devices.size} device(s)")
+    ckpt.maybe_save(int(state["step"]), state, meta, force=True)
+    ckpt.wait()
+    ckpt.close()
+    out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, "head.npz")
+    save_head(out, config, jax.device_get(state["params"]),
+              {"steps": int(state["step"]), "domains": [d.name for d in domains],
+               "excluded": list(FLAGS.exclude)})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,178 @@
+"""Training domains: sequences -> cached region crops / feature maps, batches.
+
+Each training sequence is one domain (MDNet). Per frame the search region is
+cropped ONCE around the ground truth, exactly as the tracker crops it
+(``region_scale`` x the box, resampled to ``region_size``); with a frozen
+backbone its feature map is computed once too and cached, so an iteration
+costs only RoIAlign + the head (on CPU this is what makes a few hundred
+steps take minutes). Samples are drawn afresh on every visit inside the
+jitted step (:mod:`jtrack.pretrain.train`).
+
+Batches are a pure function of ``(data_seed, step)``: the domain order is a
+fresh permutation per epoch (one epoch = every domain once), the frames a
+seeded draw, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Sequence as Seq
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtrack import nets, region
+from jtrack.pretrain.config import PretrainConfig
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Domain:
+    """One training sequence, preprocessed.
+
+    Attributes:
+      name: sequence name.
+      data: ``(T, h, w, C) float32`` cached feature maps (frozen backbone) or
+        ``(T, S, S, 3) uint8`` region crops (trained backbone).
+      gt: ``(T, 4) float32`` xywh frame boxes (only frames with a valid box).
+      rbox: ``(T, 4) float32`` xywh search region of each frame.
+      image_wh: ``(T, 2) float32`` frame width, height.
+      train: indices of training frames; ``held``: held-out frames (metrics only).
+    """
+
+    name: str
+    data: np.ndarray
+    gt: np.ndarray
+    rbox: np.ndarray
+    image_wh: np.ndarray
+    train: np.ndarray
+    held: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gt)
+
+
+def _matches(name: str, pattern: str) -> bool:
+    n, p = name.lower(), pattern.lower()
+    return n == p or n.rsplit("-", 1)[0] == p  # 'Jogging' excludes Jogging-1/-2
+
+
+def apply_exclude(names: Seq[str], exclude: Iterable[str]) -> tuple[list[int], set[str]]:
+    """Indices of ``names`` NOT matched by any ``exclude`` pattern (exact,
+    case-insensitive; a base name also matches its ``-k`` targets), and the
+    set of patterns that matched nothing (likely typos: callers warn)."""
+    exclude = [e for e in exclude if e]
+    used = set()
+    keep = []
+    for i, n in enumerate(names):
+        hit = [e for e in exclude if _matches(n, e)]
+        used.update(hit)
+        if not hit:
+            keep.append(i)
+    return keep, set(exclude) - used
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _crop(frame, box, scale: float, size: int):
+    rbox = region.region_box(box, scale)
+    return region.crop(frame, rbox, size).astype(jnp.uint8), rbox
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _backbone_apply(name: str, params, images):
+    return nets.get_backbone(name).apply(params, images.astype(jnp.float32))
+
+
+def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarray],
+                   gt: np.ndarray, backbone_params=None, holdout: float = 0.1,
+                   chunk: int = 8) -> Domain:
+    """Crop (and, with a frozen backbone, encode) every frame of a sequence.
+
+    Args:
+      frames: ``(H, W, 3) uint8`` frames, one per ``gt`` row.
+      gt: ``(T, 4)`` xywh 0-based; frames with a NaN / non-positive box are
+        skipped (absent target).
+      backbone_params: needed unless the backbone is trained.
+      holdout: fraction of frames (the LAST ones, so they are not temporal
+        neighbours of training frames) kept for held-out metrics.
+    """
+    tc = config.tracker
+    gt = np.asarray(gt, np.float32).reshape(-1, 4)
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    crops, boxes, rboxes, whs = [], [], [], []
+    n_seen = 0
+    for i, frame in enumerate(frames):
+        n_seen += 1
+        if i >= len(gt):
+            raise ValueError(f"domain {name!r}: more frames than the {len(gt)} ground-truth rows")
+        b = gt[i]
+        if not (np.all(np.isfinite(b)) and b[2] > 0 and b[3] > 0):
+            continue
+        img, rb = _crop(jnp.asarray(frame), jnp.asarray(b), tc.region_scale, tc.region_size)
+        crops.append(np.asarray(img))
+        boxes.append(b)
+        rboxes.append(np.asarray(rb))
+        whs.append((frame.shape[1], frame.shape[0]))
+    if n_seen != len(gt):
+        raise ValueError(f"domain {name!r}: {n_seen} frames but {len(gt)} ground-truth rows")
+    if len(crops) < 2:
+        raise ValueError(f"domain {name!r}: needs at least 2 frames with a valid box, "
+                         f"has {len(crops)}")
+    data = np.stack(crops)
+    if not config.train_backbone:
+        if backbone_params is None:
+            raise ValueError("prepare_domain needs backbone_params with a frozen backbone")
+        pad = -len(data) % chunk  # fixed chunk shape: one compilation
+        padded = np.concatenate([data, np.repeat(data[-1:], pad, 0)]) if pad else data
+        data = np.concatenate([
+            np.asarray(_backbone_apply(tc.backbone, backbone_params, padded[s:s + chunk]))
+            for s in range(0, len(padded), chunk)])[:len(crops)]
+    n = len(crops)
+    n_held = min(int(round(holdout * n)), n - 1)
+    return Domain(name=name, data=data, gt=np.stack(boxes).astype(np.float32),
+                  rbox=np.stack(rboxes).astype(np.float32),
+                  image_wh=np.asarray(whs, np.float32),
+                  train=np.arange(n - n_held), held=np.arange(n - n_held, n))
+
+
+def draw(domains: Seq[Domain], frames_per_batch: int, data_seed: int, step: int
+         ) -> tuple[int, np.ndarray]:
+    """(domain index, frame indices (B,)) of iteration ``step``: a pure
+    function of ``(data_seed, step)``."""
+    k = len(domains)
+    epoch, i = divmod(int(step), k)
+    d = int(np.random.default_rng([data_seed, epoch]).permutation(k)[i])
+    train = domains[d].train
+    rng = np.random.default_rng([data_seed, epoch, i, 1])
+    idx = rng.choice(train, frames_per_batch, replace=len(train) < frames_per_batch)
+    return d, np.asarray(idx)
+
+
+def host_batch(config: PretrainConfig, domain: Domain, d: int, idx: np.ndarray,
+               valid: np.ndarray | None = None) -> dict:
+    """Numpy batch of frames ``idx`` (B,) of ``domain`` (index ``d``):
+    ``fmap`` or ``image`` (B, ...), ``gt``/``rbox`` (B, 4), ``image_wh`` (B, 2),
+    ``frame_valid`` (B,) float32 (0 = padding), ``domain`` () int32."""
+    key = "image" if config.train_backbone else "fmap"
+    return {key: domain.data[idx], "gt": domain.gt[idx], "rbox": domain.rbox[idx],
+            "image_wh": domain.image_wh[idx],
+            "frame_valid": (np.ones(len(idx), np.float32) if valid is None
+                            else np.asarray(valid, np.float32)),
+            "domain": np.int32(d)}
+
+
+def held_batches(config: PretrainConfig, domains: Seq[Domain]):
+    """Yield every held-out frame once, as :func:`host_batch` batches of
+    ``frames_per_batch`` frames (the last one padded, ``frame_valid`` 0)."""
+    b = config.frames_per_batch
+    for d, dom in enumerate(domains):
+        held = dom.held
+        for s in range(0, len(held), b):
+            idx = held[s:s + b]
+            valid = np.ones(b, np.float32)
+            if len(idx) < b:
+                valid[len(idx):] = 0.0
+                idx = np.concatenate([idx, np.repeat(idx[-1:], b - len(idx))])
+            yield host_batch(config, dom, d, idx, valid)

@@ -1,0 +1,197 @@
+"""Offline multi-domain pretraining: learning, data parallelism, exact
+resume, exclude list, head export/load. Tiny settings (a one-conv test
+backbone, 3 short synthetic domains) keep it cheap; the cost is almost all
+compilation (four step/eval programs), shared between tests via the
+``make_step`` / ``make_eval`` caches."""
+
+import os
+
+import flax.linen as nn
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jtrack import TrackerConfig, nets, parallel, tracker
+from jtrack.data.synthetic import moving_object
+from jtrack.pretrain import (Checkpoints, PretrainConfig, apply_exclude, evaluate,
+                             held_batches, init_state, load_head, load_params, make_eval,
+                             make_step, prepare_domain, save_head, summarize, train_steps)
+from jtrack.pretrain.sources import collect_sources
+
+
+class _TinyConv(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.relu(nn.Conv(16, (4, 4), (2, 2), padding="VALID", name="conv")(x / 255.0))
+
+
+def _tiny_backbone():
+    m = _TinyConv()
+    return nets.Backbone(
+        "pretrain_test_tiny", lambda k: m.init(k, jnp.zeros((1, 48, 48, 3)))["params"],
+        lambda p, x: m.apply({"params": p}, x), stride=2.0, offset=2.0, channels=16)
+
+
+nets.register_backbone("pretrain_test_tiny", _tiny_backbone)
+TC = TrackerConfig(backbone="pretrain_test_tiny", region_size=48, hidden=32, dropout=0.0)
+CFG = PretrainConfig(tracker=TC, frames_per_batch=4, n_pos=8, n_neg=24, lr=0.01)
+
+
+def _domains(cfg):
+    bb = nets.get_backbone(TC.backbone).init(jax.random.key(0))
+    out = []
+    for s in range(3):
+        frames, gt = moving_object(n_frames=10, frame_hw=(64, 80), object_hw=(16, 20),
+                                   occlusion=None, seed=s)
+        out.append(prepare_domain(cfg, f"syn{s}", frames, gt, bb, holdout=0.2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def domains():
+    return _domains(CFG)
+
+
+CFG_BB = CFG.replace(layer_lr=CFG.layer_lr + (("backbone", 0.1),))
+
+
+@pytest.fixture(scope="module")
+def bb_domains():
+    out = []
+    for s in range(2):
+        frames, gt = moving_object(n_frames=6, frame_hw=(64, 80), object_hw=(16, 20),
+                                   occlusion=None, seed=s)
+        out.append(prepare_domain(CFG_BB, f"syn{s}", frames, gt, holdout=0.0))
+    return out
+
+
+def _run(cfg, domains, n_devices, n_steps, state=None):
+    mesh = parallel.make_mesh(n_devices)
+    if state is None:
+        state = init_state(cfg, len(domains), 0, 0, mesh)
+    step = make_step(cfg, mesh)
+    return train_steps(cfg, state, domains, n_steps, step)
+
+
+def _assert_trees(a, b, exact=False):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if exact:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        else:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
+
+
+def test_domains_are_cached_feature_maps(domains):
+    d = domains[0]
+    assert d.data.shape == (10, 23, 23, 16) and d.data.dtype == np.float32
+    assert len(d.train) == 8 and list(d.held) == [8, 9]
+
+
+def test_loss_decreases_and_metrics(domains):
+    state, ms = _run(CFG, domains, 1, 30)
+    first, last = summarize(ms[:6]), summarize(ms[-6:])
+    assert last["loss"] < 0.7 * first["loss"], (first, last)
+    assert last["TrackTopKAcc"] >= first["TrackTopKAcc"]
+    held = evaluate(CFG, state["params"], held_batches(CFG, domains),
+                    make_eval(CFG, parallel.make_mesh(1)), jax.random.key(1))
+    assert set(held) == {"loss", "PR", "RR", "TrackTopKAcc"}
+    assert np.isfinite(held["loss"]) and 0.0 <= held["RR"] <= 1.0
+
+
+def test_two_devices_equal_one_device(bb_domains):
+    # Trained backbone: the averaged gradient covers the conv layers too.
+    assert jax.device_count() >= 2, "conftest forces 4 host CPU devices"
+    s1, m1 = _run(CFG_BB, bb_domains, 1, 2)
+    s2, m2 = _run(CFG_BB, bb_domains, 2, 2)
+    _assert_trees(s1["params"], s2["params"])
+    _assert_trees(s1["opt_state"], s2["opt_state"])
+    np.testing.assert_allclose(summarize(m1)["loss"], summarize(m2)["loss"], rtol=1e-5)
+    # the 2-device run really is split over 2 devices
+    assert len(s2["params"]["fc4"]["kernel"].sharding.device_set) == 2
+
+
+def test_checkpoint_resume_continues_exactly(domains, tmp_path):
+    straight, _ = _run(CFG, domains, 1, 4)
+    meta = {"domains": [d.name for d in domains]}
+    ckpt = Checkpoints(str(tmp_path / "ck"), every=2)
+    mesh = parallel.make_mesh(1)
+    state = init_state(CFG, len(domains), 0, 0, mesh)
+    step = make_step(CFG, mesh)
+    train_steps(CFG, state, domains, 3, step, lambda s, st: ckpt.maybe_save(s, st, meta))
+    ckpt.wait()
+    ckpt.close()
+    assert Checkpoints(str(tmp_path / "ck"), every=2).latest_step() == 2
+    # a fresh process-like restore: new manager, template from a new init
+    again = Checkpoints(str(tmp_path / "ck"), every=2)
+    template = init_state(CFG, len(domains), 0, 0, mesh)
+    restored = again.restore(template, meta)
+    assert int(restored["step"]) == 2
+    resumed, _ = train_steps(CFG, restored, domains, 2, step)
+    _assert_trees(straight["params"], resumed["params"], exact=True)
+    _assert_trees(straight["opt_state"], resumed["opt_state"], exact=True)
+    with pytest.raises(ValueError, match="different settings.*domains"):
+        again.restore(template, {"domains": ["other"]})
+
+
+def test_trained_backbone_uses_crops_and_moves(bb_domains):
+    dom = bb_domains[0]
+    assert dom.data.shape == (6, 48, 48, 3) and dom.data.dtype == np.uint8
+    mesh = parallel.make_mesh(1)
+    state = init_state(CFG_BB, len(bb_domains), 0, 0, mesh)
+    before = jax.tree.map(np.asarray, state["params"]["backbone"])
+    state, _ = _run(CFG_BB, bb_domains, 1, 2, state)
+    moved = [not np.array_equal(a, np.asarray(b)) for a, b in
+             zip(jax.tree.leaves(before), jax.tree.leaves(state["params"]["backbone"]))]
+    assert any(moved)
+    assert "backbone" not in init_state(CFG, 1, 0, 0, mesh)["params"]
+
+
+def test_exclude_list_respected(tmp_path):
+    keep, unused = apply_exclude(["Diving", "Jogging-1", "Jogging-2", "ball1", "Crossing"],
+                                 ["jogging", "BALL1", "Basketball"])
+    assert keep == [0, 4] and unused == {"Basketball"}
+    root = tmp_path / "otb"
+    for name in ("SeqA", "SeqB"):
+        os.makedirs(root / name / "img")
+        for i in range(3):
+            iio.imwrite(root / name / "img" / f"{i + 1:04d}.jpg",
+                        np.full((40, 50, 3), 100 + i, np.uint8))
+        (root / name / "groundtruth_rect.txt").write_text("5,5,10,12\n" * 3)
+    sources, unused = collect_sources([str(root)], 2, 5, (64, 64), 7, ["seqb", "photo_8"])
+    assert [n for n, _ in sources] == ["SeqA", "photo_7"] and not unused
+    frames, gt = sources[0][1]()
+    assert len(list(frames)) == 3 and gt.shape == (3, 4)
+
+
+def test_head_export_loads_into_tracker(domains, tmp_path):
+    state, _ = _run(CFG, domains, 1, 2)
+    params = jax.device_get(state["params"])
+    path = str(tmp_path / "head.npz")
+    save_head(path, CFG, params, {"steps": 2})
+    head = load_head(path, TC, jax.random.key(3))
+    np.testing.assert_array_equal(head["fc4"]["kernel"], params["fc4"]["kernel"])
+    np.testing.assert_array_equal(head["fc5"]["bias"], params["fc5"]["bias"])
+    assert head["fc6"]["kernel"].shape == (TC.hidden, 2)
+    full = load_params(path, TC, jax.random.key(3))
+    tracker._check_params(TC, full)  # the shape check jtrack.init applies
+    with pytest.raises(ValueError, match="hidden 32 in the file vs 64"):
+        load_head(path, TC.replace(hidden=64), jax.random.key(0))
+
+
+def test_bad_settings_are_named():
+    from jtrack.pretrain import parse_layer_lr
+    with pytest.raises(ValueError, match="neg_iou must be < pos_iou"):
+        PretrainConfig(pos_iou=0.5, neg_iou=0.6)
+    with pytest.raises(ValueError, match="layer_lr entries"):
+        PretrainConfig(layer_lr=(("conv9", 1.0),))
+    assert parse_layer_lr("fc4=1, fc6=10,backbone=0.1") == (
+        ("fc4", 1.0), ("fc6", 10.0), ("backbone", 0.1))
+    with pytest.raises(ValueError, match="layer=multiplier"):
+        parse_layer_lr("fc4")
+    with pytest.raises(ValueError, match="does not split evenly over 3 devices"):
+        make_step(CFG, parallel.make_mesh(3))
+    with pytest.raises(ValueError, match="2 frames but 3 ground-truth rows"):
+        prepare_domain(CFG, "bad", np.zeros((2, 64, 80, 3), np.uint8),
+                       np.tile([[5.0, 5, 10, 10]], (3, 1)), backbone_params={})
