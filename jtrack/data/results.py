@@ -9,6 +9,7 @@ LaSOT), so any toolkit can score it against the GT file directly; NaN rows
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -42,6 +43,28 @@ def atomic_write_text(path: str, text: str) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+# Temp names made by atomic_write_text: ".<name>.<8 random chars>.tmp".
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete the temp files :func:`atomic_write_text` leaves when its process
+    is killed mid-write (SIGKILL runs no cleanup). Call it only when no
+    writer is active in ``folder`` (a run's start). Returns the removed paths."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if _TEMP.match(name) and os.path.isfile(path):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def format_boxes(boxes: np.ndarray, one_based: bool) -> str:
