@@ -13,6 +13,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import jtrack
 from jtrack.nets import Backbone, register_backbone
@@ -52,4 +53,17 @@ FRAME_HW = (64, 80)  # every tiny test uses this frame size: one compile
 
 
 def params(seed: int = 0) -> dict:
-    return jtrack.init_params(CONFIG, jax.random.key(seed))
+    """Random params for CONFIG drawn with numpy: same layout as
+    ``jtrack.init_params`` (shapes from ``jax.eval_shape``) without
+    compiling flax's initialisers, which costs seconds on a busy CPU."""
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(lambda k: jtrack.init_params(CONFIG, k), jax.random.key(0))
+
+    def leaf(path, s):
+        name = jax.tree_util.keystr(path)
+        if "bias" in name:
+            return jnp.zeros(s.shape, s.dtype)
+        std = 0.01 if "fc6" in name else np.sqrt(2.0 / np.prod(s.shape[:-1]))
+        return jnp.asarray(rng.normal(0.0, std, s.shape), s.dtype)
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes)

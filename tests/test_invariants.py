@@ -1,0 +1,177 @@
+"""Tracker invariants over fuzzed sequences (hypothesis).
+
+Whatever the frames (noise, flat black/white, a target that moves fast,
+leaves the frame, is fully occluded, is 1 px or bigger than the frame),
+``step`` returns a finite box of positive size inside the image and a
+finite score, and the state never holds NaN/inf. A second test checks that
+tracking resumes after the target leaves the frame and comes back
+(re-detection through the widened search).
+
+One tiny config and one frame size (tests/tiny_tracker.py), so init and
+step compile once for the whole file. Examples are derandomized (same
+sequences on every run, CI included); ``JTRACK_FUZZ_EXAMPLES=500
+JTRACK_FUZZ_RANDOM=1`` runs a longer, freshly random search.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+import tiny_tracker
+from tiny_tracker import CONFIG, FRAME_HW
+
+import jtrack
+from jtrack.tracking import iou_np
+
+H, W = FRAME_HW
+N_STEPS = 10
+EXAMPLES = int(os.environ.get("JTRACK_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                derandomize=not os.environ.get("JTRACK_FUZZ_RANDOM"),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def params():
+    return tiny_tracker.params(0)
+
+
+# ----------------------------------------------------------------------------
+# fuzzed sequences
+
+
+def _draw(frame, box, color):
+    """Paint the visible part of ``box`` (xywh, may be outside) in ``color``."""
+    x, y, w, h = box
+    x0, y0 = int(np.clip(np.floor(x), 0, W)), int(np.clip(np.floor(y), 0, H))
+    x1, y1 = int(np.clip(np.ceil(x + w), 0, W)), int(np.clip(np.ceil(y + h), 0, H))
+    frame[y0:y1, x0:x1] = color
+
+
+@st.composite
+def sequences(draw):
+    """(frames (N_STEPS + 1, H, W, 3) uint8, init box (4,), description)."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    background = draw(st.sampled_from(["noise", "black", "white", "blocks"]))
+    size = draw(st.sampled_from(["tiny", "normal", "huge"]))
+    w, h = {"tiny": lambda: rng.uniform(0.3, 4, 2),
+            "normal": lambda: rng.uniform(5, 30, 2),
+            "huge": lambda: rng.uniform(1.0, 3.0, 2) * (W, H)}[size]()
+    # start anywhere the box overlaps the frame (init rejects boxes wholly outside)
+    x = -0.9 * w + draw(st.floats(0, 1)) * (W - 1 + 0.9 * w)
+    y = -0.9 * h + draw(st.floats(0, 1)) * (H - 1 + 0.9 * h)
+    motion = draw(st.sampled_from(["still", "walk", "fast", "leave", "teleport"]))
+    speed = {"still": 0.0, "walk": 3.0, "fast": 15.0, "leave": 0.0, "teleport": 0.0}[motion]
+    occluded = draw(st.sampled_from([None, (2, 5), (1, N_STEPS + 1)]))  # full occlusion
+    color = rng.integers(0, 256, 3)
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction) + 1e-9
+
+    frames = np.empty((N_STEPS + 1, H, W, 3), np.uint8)
+    pos = np.array([x, y])
+    for t in range(N_STEPS + 1):
+        if background == "noise":
+            f = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        elif background == "blocks":
+            f = np.kron(rng.integers(0, 256, (H // 8, W // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+        else:
+            f = np.full((H, W, 3), 0 if background == "black" else 255, np.uint8)
+        if t > 0:
+            if motion == "leave":  # out through an edge and well beyond it
+                pos = pos + direction * 0.5 * max(W, H)
+            elif motion == "teleport" and rng.random() < 0.3:
+                pos = rng.uniform(-W, 2 * W), rng.uniform(-H, 2 * H)
+            else:
+                pos = pos + rng.normal(size=2) * speed
+        if occluded is None or not (occluded[0] <= t < occluded[1]) or t == 0:
+            _draw(f, (*pos, w, h), color)
+        frames[t] = f
+    desc = f"seed={seed} {background} {size} {motion} occluded={occluded}"
+    return frames, np.asarray([x, y, w, h], np.float32), desc
+
+
+def _assert_finite_tree(tree, what):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        a = np.asarray(leaf) if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) \
+            else np.asarray(jax.random.key_data(leaf))
+        if np.issubdtype(a.dtype, np.floating):
+            assert np.all(np.isfinite(a)), f"{what}: non-finite {jax.tree_util.keystr(path)}"
+
+
+COUNT = {"sequences": 0, "steps": 0}
+
+
+@FUZZ
+@given(seq=sequences())
+def test_step_always_returns_a_valid_box_and_a_finite_state(params, seq):
+    frames, box, desc = seq
+    state = jtrack.init(CONFIG, params, frames[0], box, jax.random.key(3))
+    _assert_finite_tree(state, f"{desc} init state")
+    lo = min(CONFIG.min_box_size, W, H)
+    for t in range(1, len(frames)):
+        state, out = jtrack.step(CONFIG, state, frames[t])
+        b, score = np.asarray(out.box, np.float64), float(out.score)
+        where = f"{desc} frame {t}: box {b.tolist()} score {score}"
+        assert np.all(np.isfinite(b)) and np.isfinite(score), where
+        assert b[2] >= lo - 1e-4 and b[3] >= lo - 1e-4, where
+        assert b[0] >= -1e-4 and b[1] >= -1e-4, where
+        assert b[0] + b[2] <= W + 1e-3 and b[1] + b[3] <= H + 1e-3, where
+        assert 0.0 <= score <= 1.0, where
+        assert np.all(np.isfinite(np.asarray(out.top_boxes))), where
+        _assert_finite_tree(state, where + " state")
+        COUNT["steps"] += 1
+    COUNT["sequences"] += 1
+
+
+def test_fuzz_ran_enough_sequences():
+    """Guards against the property test silently running nothing (hypothesis
+    runs fewer examples when strategies filter too much)."""
+    if COUNT["sequences"] == 0:
+        pytest.skip("run together with the property test")
+    print(f"fuzzed sequences: {COUNT['sequences']}, steps: {COUNT['steps']}")
+    assert COUNT["sequences"] >= min(EXAMPLES, 40) * 0.9
+
+
+# ----------------------------------------------------------------------------
+# leave and re-enter
+
+
+def _red_square_sequence(xs, y=26.0, side=12.0, seed=0):
+    """A red square at x positions ``xs`` on a gray textured background."""
+    rng = np.random.default_rng(seed)
+    frames = np.empty((len(xs), H, W, 3), np.uint8)
+    for t, x in enumerate(xs):
+        f = (110 + rng.integers(0, 20, (H, W, 3))).astype(np.uint8)
+        _draw(f, (x, y, side, side), (220, 30, 30))
+        frames[t] = f
+    gt = np.asarray([[x, y, side, side] for x in xs], np.float32)
+    return frames, gt
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tracking_resumes_after_the_target_leaves_and_reenters(params, seed):
+    # in view 0-12 (moving right), out of view 16-24, back in from the right 25-39
+    xs = ([20.0 + 3 * t for t in range(10)] + [50.0 + 6 * t for t in range(10)]
+          + [200.0] * 5 + [W - 12.0 - 2 * t for t in range(15)])
+    frames, gt = _red_square_sequence(xs, seed=seed)
+    state = jtrack.init(CONFIG, params, frames[0], gt[0], jax.random.key(seed))
+    outs = []
+    for f in frames[1:]:
+        state, out = jtrack.step(CONFIG, state, f)
+        outs.append((np.asarray(out.box), bool(out.success), float(state.widen)))
+    boxes = np.stack([o[0] for o in outs])
+    success = np.asarray([o[1] for o in outs])
+    widen = np.asarray([o[2] for o in outs])
+    ious = iou_np(boxes, gt[1:])
+    gone = slice(19, 24)  # frames 20..24, target fully outside
+    assert not success[gone].any(), "reported the target found while it was out of view"
+    assert np.all(widen[gone] > 1.0), "search was not widened while the target was lost"
+    back = slice(31, 39)  # frames 32..39, a few frames after re-entry
+    assert ious[back].mean() > 0.5, ious.round(2)
+    assert success[back].mean() > 0.5, success.astype(int)
