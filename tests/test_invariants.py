@@ -175,3 +175,19 @@ def test_tracking_resumes_after_the_target_leaves_and_reenters(params, seed):
     back = slice(31, 39)  # frames 32..39, a few frames after re-entry
     assert ious[back].mean() > 0.5, ious.round(2)
     assert success[back].mean() > 0.5, success.astype(int)
+
+
+def test_a_frame_smaller_than_the_target_box(params):
+    """The target box (60x50) outgrows a later, smaller frame (20x16): the
+    output is still a valid box inside that frame (only the region crop
+    compiles for the new frame size)."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    state = jtrack.init(CONFIG, params, frame, [10, 8, 60, 50], jax.random.key(0))
+    for small in (frame[:16, :20], frame[:16, :20] // 2):
+        state, out = jtrack.step(CONFIG, state, np.ascontiguousarray(small))
+        b = np.asarray(out.box, np.float64)
+        assert np.all(np.isfinite(b)) and np.isfinite(float(out.score)), b
+        assert b[0] >= 0 and b[1] >= 0 and b[0] + b[2] <= 20 + 1e-3 and b[1] + b[3] <= 16 + 1e-3, b
+        assert b[2] >= 4 - 1e-4 and b[3] >= 4 - 1e-4, b
+        _assert_finite_tree(state, "state after a small frame")
