@@ -54,7 +54,7 @@ CHILD = textwrap.dedent("""
         count[what] = count.get(what, 0) + 1
         if what == kill_kind and count[what] == int(kill_n):
             with real_open(log, "a") as f:
-                f.write(what + "\\n")
+                f.write(kill + "\\n")
             os.kill(os.getpid(), signal.SIGKILL)
 
     real_fsync, real_replace = os.fsync, os.replace
@@ -153,7 +153,7 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path):
     # 5 write()s, 10 fsyncs and 5 renames (experiment.json and the summary
     # files), so these kills always happen; "step" comes first, while
     # sequences are still left to track.
-    rng = random.Random(6)
+    rng = random.Random(int(os.environ.get("JTRACK_KILL_SEED", "6")))  # fixed in CI
     plan = [f"step:{rng.randint(1, 12)}", f"write:{rng.randint(1, 5)}",
             f"fsync:{rng.randint(1, 10)}", f"replace:{rng.randint(1, 5)}",
             f"write:{rng.randint(1, 5)}", "none:0"]
@@ -169,7 +169,7 @@ def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path):
             assert r.returncode == 0, r.stderr[-3000:]
     where = open(log).read().split()
     print(f"kills survived: {kills} at {where}; temp files left by kills: {temps_seen}")
-    assert kills == len(plan) - 1 and set(where) == {"step", "write", "fsync", "replace"}, where
+    assert kills == len(plan) - 1 and where == plan[:-1], (where, plan)
     assert temps_seen > 0  # some kill really landed inside a write
 
     assert not [n for n in os.listdir(out) if _is_temp(n)], os.listdir(out)
