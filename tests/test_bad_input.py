@@ -113,6 +113,22 @@ def test_corrupt_image_file_names_it(tmp_path):
         load_frame(str(tmp_path / "0003.jpg"))
 
 
+def test_one_corrupt_frame_fails_only_its_sequence_and_names_the_file(tmp_path):
+    """Hours into a benchmark, one bad frame costs one sequence, not the run."""
+    from test_runner import make_otb, standin
+
+    from jtrack.eval.runner import RunSpec, run_experiment
+
+    root = make_otb(tmp_path / "data")
+    (tmp_path / "data" / "Beta" / "img" / "0003.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    out = tmp_path / "res"
+    with pytest.raises(RuntimeError, match=r"1 sequence run\(s\) failed .*Beta \(seed 0\): "
+                                           r"ValueError: cannot decode image .*Beta.img.0003\.png"):
+        run_experiment(RunSpec("otb", root, str(out), progress=False, max_workers=1), standin())
+    assert sorted(n for n in os.listdir(out) if n.endswith(".txt") and "_" not in n) == \
+        ["Alpha.txt", "Gamma.txt"]
+
+
 def test_folder_with_no_frames(tmp_path):
     seq = tmp_path / "Empty"
     os.makedirs(seq / "img")
