@@ -154,7 +154,7 @@ def _red_square_sequence(xs, ys, side=12.0, seed=0):
     return frames, gt
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_tracking_resumes_after_the_target_leaves_and_reenters(params, seed):
     """In view 0-12 moving right, out of view 16-24, back in from the right
     edge at frame 25 but 30 px (2.5 box sides) lower than where it left:
