@@ -207,7 +207,8 @@ def test_initial_box_partly_outside_is_clipped(params, core_box):
 # ground-truth files
 
 
-@pytest.mark.parametrize("row,n", [("1,2,3", 3), ("1,2,3,4,5", 5), ("1 2 3 4 5 6 7", 7)])
+@pytest.mark.parametrize("row,n", [("1,2,3", 3), ("1,2,3,4,5", 5), ("1 2 3 4 5 6 7", 7)],
+                         ids=["3-cols", "5-cols", "7-cols"])
 def test_gt_wrong_column_count_names_file_and_line(tmp_path, row, n):
     path = tmp_path / "groundtruth_rect.txt"
     path.write_text(f"1,2,3,4\n5,6,7,8\n{row}\n")
@@ -262,7 +263,8 @@ def test_gt_nan_rows_are_absent_and_excluded_from_metrics(tmp_path):
     ("n_pos_update", 0, r"n_pos_update must be a positive int, got 0"),
     ("region_scale", 0.5, r"region_scale must be >= 1, got 0\.5"),
     ("n_candidates", 2.5, r"n_candidates must be a positive int, got 2\.5"),
-])
+], ids=["negative-lr", "nan-lr", "capacity-0-long", "capacity-0-short", "capacity-0-samples",
+        "region-scale<1", "non-int"])
 def test_config_out_of_range(field, value, match):
     with pytest.raises(ValueError, match=r"invalid TrackerConfig: .*" + match):
         jtrack.TrackerConfig(**{field: value})
