@@ -305,7 +305,8 @@ def _pymdnet_state():
 
 
 @pytest.mark.parametrize("edit,match", [
-    (lambda st: st.pop("layers.conv2.0.bias"), r"bad\.pth: missing tensor 'layers\.conv2\.0\.bias'"),
+    (lambda st: st.pop("layers.conv2.0.bias"),
+     r"bad\.pth: missing tensor 'layers\.conv2\.0\.bias'"),
     (lambda st: st.update({"layers.conv1.0.weight": np.zeros((96, 3, 5, 5), np.float32)}),
      r"bad\.pth: layers\.conv1\.0\.weight has shape \(96, 3, 5, 5\), expected \(96, 3, 7, 7\)"),
     (lambda st: st.update({"layers.fc4.1.bias": np.zeros(256, np.float32)}),
@@ -350,7 +351,8 @@ def test_params_with_missing_layer_or_wrong_shape_name_the_layer(params):
     (np.zeros((H, W), np.uint8), ValueError, rf"\(H, W, 3\) RGB array, got shape \({H}, {W}\)"),
     (np.zeros((H, W, 4), np.uint8), ValueError, r"got shape .*convert gray/RGBA"),
     (np.zeros((0, W, 3), np.uint8), ValueError, r"frame is empty"),
-    (np.zeros((H, W, 3), np.float64), TypeError, r"uint8 \(or float32 in \[0, 255\]\), got float64"),
+    (np.zeros((H, W, 3), np.float64), TypeError,
+     r"uint8 \(or float32 in \[0, 255\]\), got float64"),
     (np.zeros((H, W, 3), np.int32), TypeError, r"got int32"),
     (np.full((H, W, 3), np.nan, np.float32), ValueError, r"non-finite values .* row 0, column 0"),
     ([[[0, 0, 0]]], TypeError, r"numpy or jax array, got list"),

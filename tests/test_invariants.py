@@ -79,7 +79,8 @@ def sequences(draw):
         if background == "noise":
             f = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
         elif background == "blocks":
-            f = np.kron(rng.integers(0, 256, (H // 8, W // 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            cells = rng.integers(0, 256, (H // 8, W // 8, 3))
+            f = np.kron(cells, np.ones((8, 8, 1))).astype(np.uint8)
         else:
             f = np.full((H, W, 3), 0 if background == "black" else 255, np.uint8)
         if t > 0:
