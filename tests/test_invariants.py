@@ -10,7 +10,8 @@ tracking resumes after the target leaves the frame and comes back
 One tiny config and one frame size (tests/tiny_tracker.py), so init and
 step compile once for the whole file. Examples are derandomized (same
 sequences on every run, CI included); ``JTRACK_FUZZ_EXAMPLES=500
-JTRACK_FUZZ_RANDOM=1`` runs a longer, freshly random search.
+JTRACK_FUZZ_RANDOM=1`` runs a longer, freshly random search, and
+``JTRACK_FUZZ_CHECKIFY=1`` also fails on any NaN/inf made inside init/step.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jax.experimental import checkify
 import tiny_tracker
 from tiny_tracker import CONFIG, FRAME_HW
 
 import jtrack
+from jtrack import tracker
 from jtrack.tracking import iou_np
 
 H, W = FRAME_HW
@@ -39,6 +42,39 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
 @pytest.fixture(scope="module")
 def params():
     return tiny_tracker.params(0)
+
+
+# With JTRACK_FUZZ_CHECKIFY=1, jtrack.init/step keep their boundary checks
+# and region crop but their jitted cores run under checkify: a NaN/inf
+# produced by ANY operation inside (even one a later guard would mask)
+# raises, not only one that reaches the outputs or the state. Off by
+# default: compiling the checked cores about doubles this file's time.
+CHECKIFY = bool(os.environ.get("JTRACK_FUZZ_CHECKIFY"))
+_init_checked = jax.jit(checkify.checkify(tracker._init_core, errors=checkify.float_checks),
+                        static_argnums=0)
+_step_checked = jax.jit(checkify.checkify(tracker._step_core, errors=checkify.float_checks),
+                        static_argnums=0)
+
+
+def _init_core(config, params, frame, box, key):
+    err, state = _init_checked(config, params, frame, box, key)
+    err.throw()
+    return state
+
+
+def _step_core(config, state, region_image, rbox, image_wh):
+    err, out = _step_checked(config, state, region_image, rbox, image_wh)
+    err.throw()
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checked_cores():
+    with pytest.MonkeyPatch.context() as mp:
+        if CHECKIFY:
+            mp.setattr(tracker, "_init_jit", _init_core)
+            mp.setattr(tracker, "_step_jit", _step_core)
+        yield
 
 
 # ----------------------------------------------------------------------------
