@@ -2,10 +2,11 @@
 
 ``tiny_patch4``: a 4x4/4 "patchify" conv and a 1x1 conv, 16 channels,
 random weights; stride 4, so feature cell j covers region pixels
-[4j, 4j + 4) and is centred at 4j + 2. With :data:`CONFIG` one init plus a
-step compile in a couple of seconds on CPU and run in milliseconds, which
-lets property tests run hundreds of frames. Colour contrast survives random
-weights, so it tracks a coloured target on a gray background.
+[4j, 4j + 4) and is centred at 4j + 2. With :data:`CONFIG` a step runs in
+milliseconds on CPU once init and step are compiled (compiling is most of
+a test file's time), which lets property tests run hundreds of frames.
+Colour contrast survives random weights, so it tracks a coloured target on
+a gray background.
 """
 
 from __future__ import annotations
