@@ -415,6 +415,15 @@ def _check_params(config: TrackerConfig, params) -> None:
         got = sorted(params.keys()) if hasattr(params, "keys") else type(params).__name__
         raise TypeError("params must be a dict {'backbone': ..., 'head': ...} as from "
                         f"jtrack.init_params; got {got}")
+    # The likeliest mismatch (head made for another backbone/roi_size) gets
+    # its own message; a missing fc4 is reported by the tree check below.
+    fc4 = params["head"].get("fc4") if hasattr(params["head"], "get") else None
+    if hasattr(fc4, "get") and hasattr(fc4.get("kernel"), "shape"):
+        expected, got = feature_dim(config), np.shape(fc4["kernel"])[0]
+        if got != expected:
+            raise ValueError(f"head fc4 expects {got} inputs but backbone "
+                             f"{config.backbone!r} with roi_size {config.roi_size} "
+                             f"gives {expected}")
     want = _expected_params(config.backbone, feature_dim(config), config.hidden)
     if want is not None:
         _check_tree(params, want, "params", f"params for backbone {config.backbone!r}")
@@ -440,7 +449,10 @@ def _check_state(config: TrackerConfig, state) -> None:
 
 
 def _check_box(box, image_wh) -> jax.Array:
-    b = np.asarray(box, dtype=np.float64)
+    try:
+        b = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"box must be 4 numbers x, y, w, h; got {box!r}") from e
     if b.shape != (4,):
         raise ValueError(f"box must have shape (4,) as x, y, w, h; got shape {b.shape}")
     if not np.all(np.isfinite(b)):
@@ -457,20 +469,18 @@ def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
     """Start tracking ``box`` ((4,) xywh, 0-based pixels) in ``frame``
     ((H, W, 3) uint8). Trains the head on the first frame; returns the state.
 
-    Boxes partly outside the frame (or larger than it) are clipped into it;
-    boxes wholly outside, empty or non-finite raise ``ValueError``."""
+    Boxes partly outside the frame (or larger than it) are cut to their
+    visible part (then grown to ``min_box_size`` inside the frame if
+    smaller); boxes wholly outside, empty or non-finite raise ``ValueError``."""
     _check_config(config)
     frame = _check_frame(frame)
     box = _check_box(box, (frame.shape[1], frame.shape[0]))
-    expected = feature_dim(config)
-    got = np.shape(params["head"]["fc4"]["kernel"])[0]
-    if got != expected:
-        raise ValueError(f"head fc4 expects {got} inputs but backbone "
-                         f"{config.backbone!r} with roi_size {config.roi_size} "
-                         f"gives {expected}")
     _check_params(config, params)
-    box = B.clip_to_image(box, jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32),
-                          config.min_box_size)
+    wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
+    # The visible part, not the box shifted inside: shifting would make the
+    # first frame's positives partly background.
+    lo, hi = jnp.maximum(box[:2], 0.0), jnp.minimum(box[:2] + box[2:], wh)
+    box = B.clip_to_image(jnp.concatenate([lo, hi - lo]), wh, config.min_box_size)
     return _init_jit(config, params, frame, box, _as_key(key))
 
 

@@ -9,6 +9,7 @@ LaSOT), so any toolkit can score it against the GT file directly; NaN rows
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -19,14 +20,19 @@ from jtrack.data.textfiles import read_box_file, read_rows
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the whole
     new one, never a prefix: temp file in the same folder, fsync, rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """:func:`atomic_write_text` for bytes (images, binary files)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -42,6 +48,28 @@ def atomic_write_text(path: str, text: str) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+# Temp names made by atomic_write_text: ".<name>.<8 random chars>.tmp".
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete the temp files :func:`atomic_write_text` leaves when its process
+    is killed mid-write (SIGKILL runs no cleanup). Call it only when no
+    writer is active in ``folder`` (a run's start). Returns the removed paths."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if _TEMP.match(name) and os.path.isfile(path):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def format_boxes(boxes: np.ndarray, one_based: bool) -> str:

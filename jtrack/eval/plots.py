@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
+from jtrack.data.results import atomic_write_bytes
 from jtrack.eval.otb import IOU_THRESHOLDS, PIXEL_THRESHOLDS
 
 
@@ -42,9 +44,9 @@ def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left" if key == "success" else "lower right", fontsize=8)
         path = os.path.join(out_dir, key + ".png")
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths

@@ -15,7 +15,8 @@ top-level ``summary.json``/``table.md`` give mean ± std over seeds.
 
 Every file is written atomically and a sequence counts as done when both of
 its files exist with one row per frame, so an interrupted run restarted with
-the same arguments only tracks what is missing.
+the same arguments only tracks what is missing. Temp files of a write cut
+short by SIGKILL are deleted when the next run starts.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from collections.abc import Callable, Sequence as Seq
 import numpy as np
 
 from jtrack.data import load_dataset
-from jtrack.data.results import atomic_write_text, read_rows_count, write_boxes, write_times
+from jtrack.data.results import (atomic_write_text, read_rows_count, remove_stale_temps,
+                                 write_boxes, write_times)
 from jtrack.data.sequence import Sequence
 from jtrack.eval import scoring, vot
 from jtrack.eval.trackers import Tracker
@@ -305,6 +307,9 @@ def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
     if spec.max_frames:
         sequences = [s.truncated(spec.max_frames) for s in sequences]
     os.makedirs(spec.results_dir, exist_ok=True)
+    # Leftovers of a run killed mid-write (the real files are whole: atomic).
+    for folder in {spec.results_dir} | {seed_dir(spec, s) for s in spec.seeds}:
+        remove_stale_temps(folder)
     _check_experiment(spec, tracker, kind, protocol)
     jobs = [(s, seed, seed_dir(spec, seed)) for seed in spec.seeds for s in sequences
             if not is_done(seed_dir(spec, seed), s)]
