@@ -148,10 +148,19 @@ def _train(config, optimizer, head, opt_state, mem, frame_index, window, key, it
 
 def _init_core(config: TrackerConfig, params: dict, frame: jax.Array,
                box: jax.Array, key: jax.Array) -> TrackerState:
-    bb = nets.get_backbone(config.backbone)
+    """All of :func:`init` as one pure function of the whole frame."""
     image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
     rbox = region.region_box(box, config.init_region_scale)
-    fmap = bb.apply(params["backbone"], region.crop(frame, rbox, config.init_region_size))
+    region_image = region.crop(frame, rbox, config.init_region_size)
+    return _init_from_region(config, params, region_image, rbox, image_wh, box, key)
+
+
+def _init_from_region(config: TrackerConfig, params: dict, region_image: jax.Array,
+                      rbox: jax.Array, image_wh: jax.Array, box: jax.Array,
+                      key: jax.Array) -> TrackerState:
+    """:func:`init` after the crop: ``region_image`` (S, S, 3) of ``rbox``.
+    Independent of the frame size, so a new frame size recompiles only the crop."""
+    fmap = nets.get_backbone(config.backbone).apply(params["backbone"], region_image)
     return _init_from_fmap(config, params, fmap, box, rbox, image_wh, key)
 
 
@@ -340,7 +349,16 @@ def _crop_region(frame, box, scale, size):
     return image, rbox, wh
 
 
-_init_jit = jax.jit(_init_core, static_argnums=0)
+_init_region_jit = jax.jit(_init_from_region, static_argnums=0)
+
+
+def _init_jit(config: TrackerConfig, params: dict, frame: jax.Array, box: jax.Array,
+              key: jax.Array) -> TrackerState:
+    """Jitted :func:`_init_core`, split like :func:`step`: only the cheap crop
+    is compiled per frame size."""
+    region_image, rbox, image_wh = _crop_region(frame, box, config.init_region_scale,
+                                                config.init_region_size)
+    return _init_region_jit(config, params, region_image, rbox, image_wh, box, key)
 _step_jit = jax.jit(_step_core, static_argnums=0, donate_argnums=1)
 
 

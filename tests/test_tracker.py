@@ -64,6 +64,10 @@ def test_frames_of_a_new_size_recompile_only_the_region_crop(params, synthetic):
     state, out = jtrack.step(CONFIG, state, bigger)
     assert jtrack.tracker._step_jit._cache_size() == before
     assert np.isfinite(np.asarray(out.box)).all()
+    # the same holds for init: a new video size costs only the crop's compile
+    init_before = jtrack.tracker._init_region_jit._cache_size()
+    jtrack.init(CONFIG, params, bigger, gt[2], jax.random.key(2))
+    assert jtrack.tracker._init_region_jit._cache_size() == init_before
 
 
 def test_step_vmaps_over_two_states(params, synthetic):
