@@ -227,7 +227,24 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="results folder for <benchmark>.json (default: benchmarks/results)")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny sample counts and sizes (smoke test; figures meaningless)")
+    p.add_argument("--compile-cache", default=None,
+                   help="persistent compilation cache folder (default: none)")
     return p
+
+
+# Small sample counts for smoke tests (the defaults are the real settings).
+TINY = dict(n_candidates=16, n_pos_init=20, n_neg_init=60, n_bbreg=20, iters_init=2,
+            iters_update=2, n_pos_update=8, n_neg_update=16, batch_pos=4, batch_neg=8,
+            batch_neg_cand=16, top_k=3, frames_long=4, frames_short=3, hidden=32)
+
+
+def config(tiny: bool = False, **changes):
+    """The default TrackerConfig, or :data:`TINY` sample counts, with ``changes``."""
+    import jtrack
+
+    return jtrack.TrackerConfig(**{**(TINY if tiny else {}), **changes})
 
 
 def enable_compile_cache(path: str | None) -> None:

@@ -96,7 +96,8 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--candidates", type=int, default=256)
     a = p.parse_args(argv)
-    r = run(a.sequence, a.frames, a.warmup, a.candidates)
+    common.enable_compile_cache(a.compile_cache)
+    r = run(a.sequence, a.frames, a.warmup, a.candidates, common.config(a.tiny))
     m = common.machine()
     print(common.machine_line(m))
     print(f"{r['sequence']} {r['frame_hw'][1]}x{r['frame_hw'][0]}, {r['frames']} frames, "
