@@ -178,12 +178,20 @@ def machine_line(m: dict) -> str:
             f"| jax {m['jax']}")
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads) and of its
+    finished children: on a shared machine this is steadier than wall time."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def write_results(out_dir: str, name: str, results: dict) -> str:
     """Write ``{'benchmark', 'utc', 'command', 'machine', **results}`` to
     ``out_dir/name.json`` atomically. Returns the path."""
     from jtrack.data.results import atomic_write_text
 
-    payload = {"benchmark": name,
+    payload = {"benchmark": name, "process_cpu_s": cpu_seconds(),
                "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join([os.path.basename(sys.executable), "-m",
                                     f"benchmarks.{name}"] + sys.argv[1:]),

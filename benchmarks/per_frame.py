@@ -26,8 +26,10 @@ from jtrack.tracking import iou_np
 
 
 def run(sequence: str = "otb/Crossing", frames: int = 15, warmup: int = 2,
-        candidates: int = 256, config: jtrack.TrackerConfig | None = None) -> dict:
-    config = (config or jtrack.TrackerConfig()).replace(n_candidates=candidates)
+        candidates: int | None = None, config: jtrack.TrackerConfig | None = None) -> dict:
+    config = config or jtrack.TrackerConfig()
+    if candidates is not None:
+        config = config.replace(n_candidates=candidates)
     imgs, gt = common.load_frames(sequence, frames + 1)
     params = jtrack.init_params(config, jax.random.key(0))
     with common.stage("init (compile + first-frame training)"):
@@ -71,7 +73,7 @@ def run(sequence: str = "otb/Crossing", frames: int = 15, warmup: int = 2,
         s["mean_iou"] = float(np.nanmean(iou_np(np.stack(boxes[k]), gt[1:])))
         res[k] = s
     return {"sequence": sequence, "frames": frames, "warmup": warmup,
-            "n_candidates": candidates,
+            "n_candidates": config.n_candidates,
             "frame_hw": list(imgs[0].shape[:2]),
             "samples_per_update_frame": config.n_pos_update + config.n_neg_update,
             "results": res,
@@ -94,7 +96,8 @@ def main(argv=None) -> dict:
                    help="sequence folder, its name under the data root, or 'synthetic'")
     p.add_argument("--frames", type=int, default=15, help="timed frames (after frame 0)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--candidates", type=int, default=256)
+    p.add_argument("--candidates", type=int, default=None,
+                   help="candidates per frame (default: the config's, 256)")
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
     r = run(a.sequence, a.frames, a.warmup, a.candidates, common.config(a.tiny))

@@ -38,7 +38,7 @@ def main(argv=None) -> dict:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
-    walls = {}
+    walls, cpus = {}, {}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="jtrack-bench-cache-") as cache:
         for name in names:
@@ -48,16 +48,19 @@ def main(argv=None) -> dict:
             if not a.no_shared_cache and name != "compile":
                 cmd += ["--compile-cache", cache]
             print(f"$ {' '.join(cmd[1:])}", flush=True)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), common.cpu_seconds()
             rc = subprocess.run(cmd, env=env, cwd=root).returncode
             walls[name] = time.perf_counter() - t0
-            print(f"[{name}: {walls[name]:.1f}s, exit {rc}]\n", flush=True)
+            cpus[name] = common.cpu_seconds() - c0
+            print(f"[{name}: {walls[name]:.1f}s wall, {cpus[name]:.1f}s CPU, exit {rc}]\n",
+                  flush=True)
             if rc != 0:
                 raise SystemExit(f"benchmarks.{name} failed (exit {rc})")
     total = time.perf_counter() - t_all
-    rows = [[n, w] for n, w in walls.items()] + [["total", total]]
-    print(common.format_table(["benchmark", "wall s"], rows))
-    r = {"wall_s": walls, "total_s": total, "shared_cache": not a.no_shared_cache}
+    rows = [[n, w, cpus[n]] for n, w in walls.items()] + [["total", total, sum(cpus.values())]]
+    print(common.format_table(["benchmark", "wall s", "CPU s (user+sys)"], rows))
+    r = {"wall_s": walls, "cpu_s": cpus, "total_s": total, "total_cpu_s": sum(cpus.values()),
+         "shared_cache": not a.no_shared_cache}
     print("wrote", common.write_results(a.out, "run_all", r))
     return r
 
