@@ -72,10 +72,16 @@ def test_percrop_features_match_region_features_for_a_whole_region_box():
     side = reference.CROP / (1 + 2 * reference.PADDING / reference.CROP)
     pad = (reference.CROP - side) / 2
     np.testing.assert_allclose(np.asarray(inner), [pad, pad, side, side], atol=1e-3)
-    f = reference.percrop_features(config, params["backbone"], frame, box)
-    img = region.crop(frame, area, reference.CROP)
-    fmap = jtrack.get_backbone(config.backbone).apply(params["backbone"], img)
-    want = jtrack.tracker.pool_features(config, fmap, inner[None])
+    f = jax.jit(lambda p, fr, b: reference.percrop_features(config, p, fr, b))(
+        params["backbone"], frame, box)
+
+    @jax.jit
+    def one_crop(p, fr):
+        img = region.crop(fr, area, reference.CROP)
+        fmap = jtrack.get_backbone(config.backbone).apply(p, img)
+        return jtrack.tracker.pool_features(config, fmap, inner[None])
+
+    want = one_crop(params["backbone"], frame)
     np.testing.assert_allclose(np.asarray(f), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
