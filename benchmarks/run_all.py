@@ -1,12 +1,13 @@
 """Run every benchmark with its default settings, one process each, and time
 the whole suite.
 
-The benchmarks share ONE persistent compilation cache, created empty in a
-temporary folder at the start (so the total is a cold start): programs that
-several benchmarks compile alike (the default ``init`` and ``step``) are
-compiled once. ``benchmarks.compile`` always uses its own fresh cache (it
-measures cold vs warm starts). ``--no-shared-cache`` compiles everything in
-every process.
+``per_frame``, ``breakdown`` and ``scaling`` share ONE persistent
+compilation cache, created empty in a temporary folder at the start (so the
+total is a cold start): the default ``init`` and ``step`` they all compile
+are compiled once. ``memory`` compiles in every child (its peak RSS would
+otherwise depend on whether a child compiled or loaded a program) and
+``compile`` uses its own fresh cache (it measures cold vs warm starts).
+``--no-shared-cache`` compiles everything in every process.
 
   PYTHONPATH=. python -m benchmarks.run_all
   PYTHONPATH=. python -m benchmarks.run_all --only per_frame,scaling --extra=--tiny
@@ -45,7 +46,7 @@ def main(argv=None) -> dict:
             cmd = [sys.executable, "-m", f"benchmarks.{name}", "--out", a.out] + a.extra.split()
             if a.tiny:
                 cmd.append("--tiny")
-            if not a.no_shared_cache and name != "compile":
+            if not a.no_shared_cache and name not in ("compile", "memory"):
                 cmd += ["--compile-cache", cache]
             print(f"$ {' '.join(cmd[1:])}", flush=True)
             t0, c0 = time.perf_counter(), common.cpu_seconds()
