@@ -13,7 +13,6 @@ comparison.
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +30,7 @@ def _stages(config: jtrack.TrackerConfig, params: dict, state: T.TrackerState,
     """[(group, name, thunk)]: every thunk runs one jitted stage on real inputs."""
     bb = nets.get_backbone(config.backbone)
     size = config.region_size
-    jit = functools.partial(jax.jit, static_argnums=())
+    jit = jax.jit
     key = jax.random.key(3)
     f0 = jnp.asarray(frame0)
     f1 = jnp.asarray(frame)

@@ -22,6 +22,7 @@ For each: process start to ``import jtrack`` done, first ``init`` call
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -29,7 +30,9 @@ import sys
 import tempfile
 import time
 
-T_START = time.perf_counter()
+T_START = time.perf_counter()  # before jax is imported: "time to first tracked frame"
+
+from benchmarks import common  # noqa: E402  (numpy only; jax is imported in child())
 
 
 def child(frames: int, tiny: bool) -> dict:
@@ -38,7 +41,6 @@ def child(frames: int, tiny: bool) -> dict:
     import numpy as np
 
     import jtrack
-    from benchmarks import common
     from jtrack.data.synthetic import moving_object
 
     t_import = time.perf_counter() - T_START
@@ -102,8 +104,6 @@ def _run_child(cache_dir: str, frames: int, tiny: bool) -> dict:
 
 
 def run(frames: int = 200, tiny: bool = False) -> dict:
-    from benchmarks import common
-
     with tempfile.TemporaryDirectory(prefix="jtrack-xla-cache-") as cache:
         with common.stage(f"cold process: compile + {frames} frames"):
             cold = _run_child(cache, frames, tiny)
@@ -127,24 +127,20 @@ def table(r: dict) -> str:
             ("process start to first tracked frame (s)", "process_to_first_tracked_frame_s"),
             ("compilations in process", "compiles_total"),
             ("persistent-cache hits", "cache_hits")]
-    for side in ("cold", "warm"):
-        r[side]["init_step_compiles"] = f"{r[side]['init_compiles']}, {r[side]['step_compiles']}"
-    rows = [[name, r["cold"][k], r["warm"][k]] for name, k in keys]
-    return common_format(["", "cold process (empty cache)", "second process (cache)"], rows)
+    def value(side, k):
+        if k == "init_step_compiles":
+            return f"{r[side]['init_compiles']}, {r[side]['step_compiles']}"
+        return r[side][k]
 
-
-def common_format(headers, rows):
-    from benchmarks import common
-
-    return common.format_table(headers, rows)
+    rows = [[name, value("cold", k), value("warm", k)] for name, k in keys]
+    return common.format_table(["", "cold process (empty cache)", "second process (cache)"],
+                               rows)
 
 
 def main(argv=None):
-    from benchmarks import common
-
     p = common.parser(__doc__)
     p.add_argument("--frames", type=int, default=200)
-    p.add_argument("--child", action="store_true", help=argparse_hidden())
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
         print(json.dumps(child(a.frames, a.tiny)))
@@ -157,12 +153,6 @@ def main(argv=None):
           f"{sorted(set(c))} -> constant after frame 2: {r['compiles_constant_after_frame2']}")
     print("wrote", common.write_results(a.out, "compile", r))
     return r
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
