@@ -1,0 +1,159 @@
+"""Compile cost: time to the first box, compilations over a long run, and the
+persistent compilation cache on a second process start.
+
+Runs two child processes (``python -m benchmarks.compile --child``) with
+the SAME fresh, empty cache folder (``JAX_COMPILATION_CACHE_DIR``, minimum
+compile time 0 so every program is cached):
+
+  1. cold: compiles ``init`` and ``step``, then tracks ``--frames`` frames of
+     the built-in sequence counting XLA compilations after every frame
+     (``jax.monitoring`` compile events); the count must not grow after
+     frame 2;
+  2. warm: a second process start, which loads the programs from the cache.
+
+For each: process start to ``import jtrack`` done, first ``init`` call
+(trace + compile + first-frame training) vs a second ``init`` call, first
+``step`` vs a steady ``step``, and the seconds spent in XLA compilation
+(or cache loads) reported by jax.
+
+  PYTHONPATH=. python -m benchmarks.compile
+  PYTHONPATH=. python -m benchmarks.compile --frames 6 --tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+T_START = time.perf_counter()  # before jax is imported: "time to first tracked frame"
+
+from benchmarks import common  # noqa: E402  (numpy only; jax is imported in child())
+
+
+def child(frames: int, tiny: bool) -> dict:
+    """One process start: compile (or load) init/step, track ``frames`` frames."""
+    import jax
+    import numpy as np
+
+    import jtrack
+    from jtrack.data.synthetic import moving_object
+
+    t_import = time.perf_counter() - T_START
+    counter = common.CompileCounter()
+    config = common.config(tiny)
+    t_gen = time.perf_counter()
+    imgs, gt = moving_object(n_frames=frames + 1)
+    t_gen = time.perf_counter() - t_gen  # not part of "time to first box"
+    params = jtrack.init_params(config, jax.random.key(0))
+
+    n0 = counter.count
+    t_init1, state = common.time_call(
+        lambda: jtrack.init(config, params, imgs[0], gt[0], jax.random.key(1)))
+    init_compiles, init_compile_s = counter.count - n0, counter.seconds(n0)
+
+    times, counts = [], []  # per frame: seconds, total compilations so far
+    for i in range(1, frames + 1):
+        dt, (state, out) = common.time_call(lambda: jtrack.step(config, state, imgs[i]))
+        times.append(dt)
+        counts.append(counter.count)
+        if i == 1:
+            first_box_s = time.perf_counter() - T_START - t_gen
+            step_compiles, step_compile_s = counter.count - n0 - init_compiles, \
+                counter.seconds(n0 + init_compiles)
+    t_init2, _ = common.time_call(
+        lambda: jtrack.init(config, params, imgs[0], gt[0], jax.random.key(1)))
+    new = [c - counts[0] for c in counts]  # compilations since the end of frame 1
+    return {
+        "import_s": t_import,
+        "init_first_call_s": t_init1, "init_second_call_s": t_init2,
+        "init_compiles": init_compiles, "init_compile_s": init_compile_s,
+        "step_first_call_s": times[0],
+        "step_steady_median_s": float(np.median(times[2:] if len(times) > 2 else times)),
+        "step_compiles": step_compiles, "step_compile_s": step_compile_s,
+        "new_compiles_per_frame_after_frame1": new,
+        "new_compiles_after_frame2": new[-1] - new[min(1, len(new) - 1)],
+        "cache_hits": counter.cache_hits,
+        "compiles_total": counter.count, "compile_s_total": counter.seconds(),
+        "process_to_first_tracked_frame_s": first_box_s,
+        "frames": frames,
+    }
+
+
+def _run_child(cache_dir: str, frames: int, tiny: bool) -> dict:
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "benchmarks.compile", "--child", "--frames", str(frames)]
+    if tiny:
+        cmd.append("--tiny")
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"child failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    r["process_wall_s"] = wall
+    return r
+
+
+def run(frames: int = 200, tiny: bool = False) -> dict:
+    with tempfile.TemporaryDirectory(prefix="jtrack-xla-cache-") as cache:
+        with common.stage(f"cold process: compile + {frames} frames"):
+            cold = _run_child(cache, frames, tiny)
+        n_files = sum(len(f) for _, _, f in os.walk(cache))
+        with common.stage("warm process: persistent cache"):
+            warm = _run_child(cache, min(frames, 3), tiny)
+    return {"frames": frames, "tiny": tiny, "cache_entries": n_files,
+            "cold": cold, "warm": warm,
+            "compiles_constant_after_frame2": cold["new_compiles_after_frame2"] == 0}
+
+
+def table(r: dict) -> str:
+    keys = [("import jax + jtrack (s)", "import_s"),
+            ("first init call (s)", "init_first_call_s"),
+            ("second init call (s)", "init_second_call_s"),
+            ("XLA compile/load in init (s)", "init_compile_s"),
+            ("first step call (s)", "step_first_call_s"),
+            ("steady step, median (s)", "step_steady_median_s"),
+            ("XLA compile/load in first step (s)", "step_compile_s"),
+            ("programs compiled/loaded: init, step", "init_step_compiles"),
+            ("process start to first tracked frame (s)", "process_to_first_tracked_frame_s"),
+            ("compilations in process", "compiles_total"),
+            ("persistent-cache hits", "cache_hits")]
+    def value(side, k):
+        if k == "init_step_compiles":
+            return f"{r[side]['init_compiles']}, {r[side]['step_compiles']}"
+        return r[side][k]
+
+    rows = [[name, value("cold", k), value("warm", k)] for name, k in keys]
+    return common.format_table(["", "cold process (empty cache)", "second process (cache)"],
+                               rows)
+
+
+def main(argv=None):
+    p = common.parser(__doc__)
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        print(json.dumps(child(a.frames, a.tiny)))
+        return None
+    r = run(a.frames, a.tiny)
+    print(common.machine_line(common.machine()))
+    print(table(r))
+    c = r["cold"]["new_compiles_per_frame_after_frame1"]
+    print(f"compilations after frame 1 over {r['frames']} frames: "
+          f"{sorted(set(c))} -> constant after frame 2: {r['compiles_constant_after_frame2']}")
+    print("wrote", common.write_results(a.out, "compile", r))
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A per-crop (py-MDNet style) tracking step, written with jtrack's pieces,
+as the baseline of :mod:`benchmarks.per_frame`.
+
+py-MDNet crops every box it scores or learns from out of the frame
+(``crop_image2``: the box plus ``padding = 16`` pixels of a 107-pixel
+patch on each side, warped to 107x107) and runs the conv trunk on each
+crop. This module does the same with jtrack's backbone, weights, head,
+sampling, memory and online update, so the ONLY difference from
+:func:`jtrack.step` is where features come from:
+
+  * per-crop: every box -> its own 107x107 crop -> backbone -> RoIAlign of
+    the box inside its crop (the padded centre) -> (D,) feature;
+  * jtrack: one region crop -> backbone once -> RoIAlign of every box.
+
+All crops of a frame go through the backbone as ONE ``(N, 107, 107, 3)``
+batch (what py-MDNet does too), so the baseline is as fast as the per-crop
+design can be in XLA. Per frame it scores ``n_candidates`` crops and, when
+the target is found, extracts ``n_pos_update + n_neg_update`` sample crops
+(py-MDNet's per-frame feature extraction); online updates train the head on
+stored features with jtrack's own :func:`jtrack.tracker._update_head`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jtrack import bbreg as bbreg_lib
+from jtrack import boxes as B
+from jtrack import learn, memory, nets, region, sampling
+from jtrack import tracker as T
+from jtrack.config import TrackerConfig
+
+CROP = 107     # py-MDNet img_size
+PADDING = 16   # py-MDNet padding (pixels of the 107 patch)
+
+
+def crop_boxes(boxes: jax.Array) -> jax.Array:
+    """(N, 4) xywh boxes -> (N, 4) xywh frame areas warped to 107x107
+    (py-MDNet ``crop_image2``: each side grows by ``padding * side / 107``)."""
+    c = B.xywh_to_cxcywh(boxes)
+    wh = c[:, 2:] * (1.0 + 2.0 * PADDING / CROP)
+    return B.cxcywh_to_xywh(jnp.concatenate([c[:, :2], wh], axis=1))
+
+
+def percrop_features(config: TrackerConfig, backbone_params, frame: jax.Array,
+                     boxes: jax.Array) -> jax.Array:
+    """(N, 4) frame xywh boxes -> (N, D) features, one backbone crop per box.
+
+    ``frame`` (H, W, 3) uint8 or float32."""
+    areas = crop_boxes(boxes)
+    crops = jax.vmap(lambda a: region.crop(frame, a, CROP))(areas)   # (N, 107, 107, 3)
+    fmaps = nets.get_backbone(config.backbone).apply(backbone_params, crops)  # (N, h, w, C)
+    inner = jax.vmap(lambda b, a: region.to_region(b, a, CROP))(boxes, areas)  # (N, 4)
+    return jax.vmap(lambda f, b: T.pool_features(config, f, b[None])[0])(fmaps, inner)
+
+
+def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
+                       frame: jax.Array) -> tuple[T.TrackerState, T.TrackOutput]:
+    """Same steps, sampling, keys and update rule as ``tracker._locate`` +
+    ``_update_head``, with per-crop features."""
+    key, k_cand, k_pos, k_ps, k_neg, k_ns, k_upd = jax.random.split(state.key, 7)
+    t = state.frame_index + 1
+    image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
+
+    cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
+                              config.trans * state.widen, config.scale, config.aspect)
+    cands = B.clip_to_image(cands, image_wh, config.min_box_size)
+    feats = percrop_features(config, state.backbone, frame, cands)
+    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
+    probs = jnp.where(jnp.isfinite(probs), probs, 0.0)
+    top_p, top_i = jax.lax.top_k(probs, config.top_k)
+    top_boxes = cands[top_i]
+    keep = T._median_inliers(config, top_boxes)
+    score = jnp.mean(top_p)
+    success = score > config.success_threshold
+    box = T._masked_mean(top_boxes, keep)
+    if config.bbreg:
+        refined = T._masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
+        box = jnp.where(success, refined, box)
+    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
+    box = B.clip_to_image(box, image_wh, config.min_box_size)
+
+    # Training samples: py-MDNet crops these too, only on frames where the
+    # target was found (lax.cond: the crops are skipped otherwise).
+    pos, pos_ok = sampling.select_by_iou(
+        k_ps, B.clip_to_image(sampling.gaussian(
+            k_pos, box, 2 * config.n_pos_update, config.pos_trans, config.pos_scale),
+            image_wh, config.min_box_size),
+        box, config.pos_iou_update, 1.0, config.n_pos_update)
+    neg, neg_ok = sampling.select_by_iou(
+        k_ns, B.clip_to_image(sampling.uniform(
+            k_neg, box, 2 * config.n_neg_update, config.neg_trans_update,
+            config.neg_scale_update), image_wh, config.min_box_size),
+        box, 0.0, config.neg_iou_update, config.n_neg_update)
+    learning = success & config.online_update
+
+    def store(mem):
+        f = percrop_features(config, state.backbone, frame, jnp.concatenate([pos, neg]))
+        return memory.write_negatives(memory.write_positives(
+            mem, f[:config.n_pos_update], pos_ok, t), f[config.n_pos_update:], neg_ok, t)
+
+    mem = jax.lax.cond(learning, store, lambda m: m, state.memory)
+    do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
+    widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
+                                                config.max_widen)).astype(jnp.float32)
+    state = state.replace(memory=mem, box=box, frame_index=t, key=key, widen=widen,
+                          scores=jnp.concatenate([state.scores[1:], score[None]]),
+                          image_wh=image_wh)
+    head, opt_state = jax.lax.cond(
+        do_update, lambda s: T._update_head(config, s, success, k_upd),
+        lambda s: (s.head, s.opt_state), state)
+    out = T.TrackOutput(box=box, score=score, success=success, updated=do_update,
+                        region=jnp.concatenate([jnp.zeros(2), image_wh]),
+                        top_boxes=top_boxes, top_scores=top_p)
+    return state.replace(head=head, opt_state=opt_state), out
+
+
+_percrop_jit = jax.jit(_percrop_step_core, static_argnums=0, donate_argnums=1)
+
+
+@functools.wraps(_percrop_step_core)
+def percrop_step(config: TrackerConfig, state: T.TrackerState, frame
+                 ) -> tuple[T.TrackerState, T.TrackOutput]:
+    """Per-crop tracking step; consumes ``state`` like :func:`jtrack.step`."""
+    return _percrop_jit(config, state, T._check_frame(frame))

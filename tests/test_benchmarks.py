@@ -1,0 +1,125 @@
+"""Smoke tests of the benchmark suite: every benchmark runs end to end with
+tiny settings on the built-in sequence, prints its table and writes JSON.
+
+No timing assertions (benchmarks are not tests). All benchmarks use the
+same tiny config and frame size, so ``init``/``step`` compile once for the
+whole module. ``compile`` and ``memory`` measure in child processes; here
+their child functions run in-process (the parents only launch them).
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import breakdown, common, memory, per_frame, scaling
+from benchmarks import compile as compile_bench
+
+TINY = ["--tiny", "--sequence", "synthetic"]
+
+
+def _json(path, name):
+    with open(path / f"{name}.json") as f:
+        r = json.load(f)
+    assert r["benchmark"] == name and r["machine"]["devices"] and "command" in r
+    return r
+
+
+def test_summarize_and_table():
+    s = common.summarize([0.002, 0.001, 0.003])
+    assert s == {"n": 3, "median_ms": 2.0, "min_ms": 1.0, "max_ms": 3.0,
+                 "mean_ms": pytest.approx(2.0)}
+    with pytest.raises(ValueError, match="no timings"):
+        common.summarize([])
+    t = common.format_table(["a", "b"], [["x", 1.5], ["yy", 1234.0]]).splitlines()
+    assert len(t) == 4 and t[0].startswith("| a") and "1234" in t[3]
+
+
+def test_load_frames_missing_sequence_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_such_seq"):
+        common.load_frames(str(tmp_path / "no_such_seq"), 3)
+
+
+def test_per_frame(tmp_path, capsys):
+    r = per_frame.main(TINY + ["--frames", "3", "--warmup", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "per-crop / jtrack" in out and "| jtrack" in out and "| percrop" in out
+    j = _json(tmp_path, "per_frame")
+    for k in ("jtrack", "percrop"):
+        assert j["results"][k]["n"] == 3
+    assert math.isfinite(j["speedup_median"]) and j["speedup_median"] > 0
+    assert r["n_candidates"] == common.TINY["n_candidates"]
+
+
+def test_percrop_features_match_region_features_for_a_whole_region_box():
+    """The per-crop path pools the box inside its own padded crop: for a box
+    whose crop is the whole region, it sees the same pixels as the region."""
+    import jax
+    import jax.numpy as jnp
+
+    import jtrack
+    from benchmarks import reference
+    from jtrack import region
+
+    config = common.config(True)
+    params = jtrack.init_params(config, jax.random.key(0))
+    frame = jnp.asarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8))
+    box = jnp.asarray([[40.0, 30.0, 60.0, 50.0]])
+    area = reference.crop_boxes(box)[0]
+    # the box sits in the padded centre of its 107x107 crop (py-MDNet crop_image2)
+    inner = region.to_region(box[0], area, reference.CROP)
+    side = reference.CROP / (1 + 2 * reference.PADDING / reference.CROP)
+    pad = (reference.CROP - side) / 2
+    np.testing.assert_allclose(np.asarray(inner), [pad, pad, side, side], atol=1e-3)
+    f = jax.jit(lambda p, fr, b: reference.percrop_features(config, p, fr, b))(
+        params["backbone"], frame, box)
+
+    @jax.jit
+    def one_crop(p, fr):
+        img = region.crop(fr, area, reference.CROP)
+        fmap = jtrack.get_backbone(config.backbone).apply(p, img)
+        return jtrack.tracker.pool_features(config, fmap, inner[None])
+
+    want = one_crop(params["backbone"], frame)
+    np.testing.assert_allclose(np.asarray(f), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_breakdown(tmp_path, capsys):
+    breakdown.main(TINY + ["--repeats", "1", "--whole-frames", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "backbone (region)" in out and "init training" in out
+    j = _json(tmp_path, "breakdown")
+    assert {s["group"] for s in j["stages"]} == {"init", "step"}
+    assert all(s["median_ms"] > 0 for s in j["stages"])
+
+
+def test_scaling(tmp_path, capsys):
+    scaling.main(TINY + ["--frames", "1", "--warmup", "1", "--candidates", "16",
+                         "--sizes", "400x300", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "400x300" in out
+    j = _json(tmp_path, "scaling")
+    assert [x["n_candidates"] for x in j["by_candidates"]] == [16]
+    assert [x["w"] for x in j["by_frame_size"]] == [320, 400]
+    with pytest.raises(ValueError, match="frame size"):
+        scaling._parse_sizes("big")
+
+
+def test_compile_child_counts_no_recompiles():
+    r = compile_bench.child(frames=4, tiny=True)
+    assert len(r["new_compiles_per_frame_after_frame1"]) == 4
+    assert r["new_compiles_after_frame2"] == 0  # the property the benchmark checks
+    both = {"frames": 4, "cold": r, "warm": dict(r)}
+    assert "first init call" in compile_bench.table(both)
+
+
+def test_memory_child(tmp_path):
+    r = memory.child({}, True, "synthetic", 2)
+    assert r["state_mib"] > r["memory_buffers_mib"] > 0
+    assert r["peak_rss_total_mib"] >= r["rss_before_init_mib"] > 0
+    res = {"sequence": "synthetic", "frames": 2, "tiny": True,
+           "points": [{"point": "default", **r}]}
+    assert "| default" in memory.table(res)
+    common.write_results(str(tmp_path), "memory", res)
+    assert _json(tmp_path, "memory")["points"][0]["state_mib"] == r["state_mib"]
