@@ -21,6 +21,9 @@ _FRAMES = flags.DEFINE_integer("max_frames", None, "track at most this many fram
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (head initialisation and sampling)")
 _BACKBONE = flags.DEFINE_string("backbone", None, "backbone name (default: the config's)")
 _QUIET = flags.DEFINE_bool("quiet", False, "only print the summary")
+_RESEARCH = flags.DEFINE_bool("research_metrics", False,
+                              "after each online update, log the classifier's PR, RR and "
+                              "TopK accuracy against the ground truth (and their means)")
 
 
 def _load(folder: str | None, max_frames: int | None):
@@ -56,11 +59,17 @@ def main(argv):
     print(f"jtrack demo: {name}, {len(gt)} frames, backbone {config.backbone}, "
           f"devices {jax.devices()}", flush=True)
     params = jtrack.init_params(config, jax.random.key(_SEED.value))
+    updates = []
     t0 = time.perf_counter()
     boxes, scores, times = track_sequence(
         config, params, frames, gt[0], jax.random.key(_SEED.value + 1), gt=gt,
-        log=None if _QUIET.value else (lambda line: print(line, flush=True)))
+        log=None if _QUIET.value else (lambda line: print(line, flush=True)),
+        on_update=(lambda i, m: updates.append(m)) if _RESEARCH.value else None)
     wall = time.perf_counter() - t0
+    if updates:
+        means = {k: np.nanmean([u[k] for u in updates]) for k in updates[0]}
+        print(f"classifier over {len(updates)} updates: "
+              + "  ".join(f"{k} {v:.3f}" for k, v in means.items()))
     m = ope_metrics(boxes, gt[:len(boxes)])  # OTB convention: all frames count
     steady = np.median(times[2:]) if len(times) > 2 else float("nan")
     print(f"mean IoU {m['mean_iou']:.3f}  success AUC {m['auc']:.3f}  "

@@ -37,13 +37,18 @@ def format_line(frame: int, score: float, cost: float, iou: float | None = None)
 def track_sequence(config: TrackerConfig, params: dict, frames: Iterable,
                    init_box, key, gt: np.ndarray | None = None,
                    log: Callable[[str], None] | None = None,
-                   on_frame: Callable[[int, np.ndarray, float], None] | None = None):
+                   on_frame: Callable[[int, np.ndarray, float], None] | None = None,
+                   on_update: Callable[[int, dict], None] | None = None):
     """Track ``init_box`` through ``frames`` (an iterable of (H, W, 3) uint8).
 
     Args:
       gt: optional (T, 4) xywh ground truth, only used for the log line.
       log: called with one line per frame (e.g. ``print``), or None.
       on_frame: called as ``on_frame(index, box, score)`` after every frame.
+      on_update: with ``gt``, called as ``on_update(index, metrics)`` after
+        every online update with the classifier's PR / RR / TopK accuracy
+        (:func:`jtrack.eval.research.classifier_metrics`; costs one extra
+        backbone pass per update, untimed); the log line shows them too.
     Returns:
       boxes (T, 4) float32 xywh (row 0 is ``init_box``), scores (T,) float32
       (1 on the first frame), times (T,) float64 seconds per frame
@@ -62,12 +67,21 @@ def track_sequence(config: TrackerConfig, params: dict, frames: Iterable,
             box = np.asarray(out.box)  # blocks until the frame is done
             score = float(out.score)
         cost = time.perf_counter() - t0
+        research = None
+        if (on_update is not None and gt is not None and i < len(gt) and i > 0
+                and bool(out.updated) and np.all(np.isfinite(gt[i]))):
+            from jtrack.eval.research import classifier_metrics
+            research = classifier_metrics(config, state, frame, gt[i], jax.random.fold_in(tracker._as_key(key), i))
+            on_update(i, research)
         boxes.append(box)
         scores.append(score)
         times.append(cost)
         if log is not None:
             iou = float(iou_np(box, gt[i])) if gt is not None and i < len(gt) else None
-            log(format_line(i, score, cost, iou))
+            line = format_line(i, score, cost, iou)
+            if research is not None:
+                line += "  update: " + "  ".join(f"{k} {v:.2f}" for k, v in research.items())
+            log(line)
         if on_frame is not None:
             on_frame(i, box, score)
     if state is None:

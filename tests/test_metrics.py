@@ -1,5 +1,7 @@
 """Every metric against hand-computed values."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -189,3 +191,24 @@ def test_topk_accuracy_by_hand_and_jittable():
     f = jax.jit(research.topk_accuracy, static_argnums=2)
     assert float(f(scores, ious, 1)) == pytest.approx(0.5)
     assert float(research.topk_accuracy(scores[0], ious[0], 1)) == 0.0  # one frame
+
+
+def test_classifier_metrics_after_training_and_with_a_flipped_head():
+    """PR/RR/TopK of the online classifier against the GT: high after the
+    first-frame training on a coloured target, low once the head's two
+    logits are swapped (so the metric can fail)."""
+    from tests import tiny_tracker as tiny
+    import jtrack
+    h, w = tiny.FRAME_HW
+    frame = np.full((h, w, 3), 128, np.uint8)
+    box = np.asarray([30.0, 20.0, 14.0, 18.0], np.float32)
+    frame[20:38, 30:44] = (220, 40, 40)
+    cfg = dataclasses.replace(tiny.CONFIG, iters_init=200)  # confident enough for p >= 0.5
+    state = jtrack.init(cfg, tiny.params(), frame, box, jax.random.key(1))
+    good = research.classifier_metrics(cfg, state, frame, box, jax.random.key(2))
+    assert set(good) == {"PR", "RR", "TopKAcc"}
+    assert good["RR"] > 0.8 and good["PR"] > 0.8 and good["TopKAcc"] == 1.0
+    fc6 = state.head["fc6"]
+    flipped = state.replace(head={**state.head, "fc6": {k: v[..., ::-1] for k, v in fc6.items()}})
+    bad = research.classifier_metrics(cfg, flipped, frame, box, jax.random.key(2))
+    assert bad["RR"] < 0.2

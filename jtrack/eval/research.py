@@ -15,6 +15,8 @@ NaN, never a silent 0.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -54,3 +56,47 @@ def topk_accuracy(scores: jnp.ndarray, ious: jnp.ndarray, k: int,
     frame) -> ``()`` fraction of frames with a top-``k`` hit."""
     hits = topk_hits(jnp.atleast_2d(scores), jnp.atleast_2d(ious), k, iou_threshold)
     return _ratio(jnp.sum(hits).astype(jnp.float32), jnp.float32(hits.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _probe(config, state, frame, gt_box, key):
+    # Local import: jtrack.tracker imports nothing from jtrack.eval.
+    from jtrack import boxes as B, learn, nets, region, sampling, tracker
+
+    rbox = region.region_box(state.box, config.region_scale)
+    image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
+    fmap = nets.get_backbone(config.backbone).apply(
+        state.backbone, region.crop(frame, rbox, config.region_size))
+    # The tracker's own candidates around its box (for TopK) plus samples
+    # around the GT so positives exist even when the tracker drifted (PR/RR).
+    k1, k2 = jax.random.split(key)
+    cands = jnp.concatenate([
+        sampling.gaussian(k1, state.box, config.n_candidates, config.trans, config.scale),
+        sampling.gaussian(k2, gt_box, config.n_candidates, config.pos_trans, config.pos_scale)])
+    cands = B.clip_to_image(cands, image_wh, config.min_box_size)
+    feats = tracker.pool_features(config, fmap, region.to_region(cands, rbox, config.region_size))
+    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
+    ious = B.iou(cands, gt_box[None])
+    labelled = (ious >= config.pos_iou_update) | (ious <= config.neg_iou_update)
+    pos = ious >= config.pos_iou_update
+    # Unlabelled candidates (IoU between the thresholds) count in neither.
+    pr = _ratio(jnp.sum((probs >= 0.5) & pos).astype(jnp.float32),
+                jnp.sum((probs >= 0.5) & labelled).astype(jnp.float32))
+    rr = recall_rate(probs, pos)
+    n = config.n_candidates
+    topk = topk_accuracy(probs[:n], ious[:n], config.top_k)
+    return {"PR": pr, "RR": rr, "TopKAcc": topk}
+
+
+def classifier_metrics(config, state, frame, gt_box, key) -> dict[str, float]:
+    """PR, RR and TopK accuracy of ``state``'s online classifier on ``frame``
+    against the ground truth ``gt_box`` (4,) xywh (the seed research metrics,
+    logged after each online update by :func:`jtrack.tracking.track_sequence`).
+
+    Candidates: the tracker's Gaussian candidates around ``state.box`` (TopK:
+    does one of the top ``config.top_k`` reach IoU 0.5 with the GT?) and as
+    many Gaussian positives around the GT (so RR is defined after a drift).
+    Labels use the update thresholds (``pos_iou_update``/``neg_iou_update``).
+    """
+    out = _probe(config, state, jnp.asarray(frame), jnp.asarray(gt_box, jnp.float32), key)
+    return {k: float(v) for k, v in out.items()}
