@@ -155,9 +155,10 @@ def stack_states(params: dict, states: Sequence[T.TrackerState],
 
 def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
     """The active targets as single-target states (ascending slot order, see
-    :func:`active_slots`), each with the shared backbone: they continue with
-    :func:`jtrack.step`."""
-    return [_take(state.targets, i).replace(backbone=state.backbone)
+    :func:`active_slots`): they continue with :func:`jtrack.step`. Each gets
+    its own copy of the backbone, because ``step`` donates the state it is
+    given and must not delete the shared parameters."""
+    return [_take(state.targets, i).replace(backbone=jax.tree.map(jnp.copy, state.backbone))
             for i in active_slots(state)]
 
 
