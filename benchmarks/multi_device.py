@@ -41,7 +41,7 @@ DEFAULT_SEQUENCES = "otb/Crossing,otb/Diving,vot/ball1,synthetic"
 
 
 def child(n_devices: int, sequences: list[str], frames: int, warmup: int,
-          tiny: bool) -> dict:
+          tiny: bool, backbone: str | None = None) -> dict:
     """Track ``sequences`` in lock-step over the first ``n_devices`` devices
     of this process; per-frame wall and CPU times of the timed frames."""
     import jax
@@ -52,7 +52,7 @@ def child(n_devices: int, sequences: list[str], frames: int, warmup: int,
     if jax.device_count() < n_devices:
         raise RuntimeError(f"{n_devices} devices asked, {jax.device_count()} present "
                            "(set XLA_FLAGS=--xla_force_host_platform_device_count)")
-    config = common.config(tiny)
+    config = common.config(tiny, **({"backbone": backbone} if backbone else {}))
     params = jtrack.init_params(config, jax.random.key(0))
     mesh = parallel.make_mesh(n_devices)
     data = [common.load_frames(s, frames + warmup + 1) for s in sequences]
@@ -114,15 +114,17 @@ def main(argv=None):
                         "'synthetic'")
     p.add_argument("--frames", type=int, default=10, help="timed frames per sequence")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--backbone", default=None, help="backbone name (default: the config's)")
     p.add_argument("--child", type=int, default=None, help=argparse_hidden())
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
     seqs = [s.strip() for s in a.sequences.split(",") if s.strip()]
     if a.child is not None:
-        print(json.dumps(child(a.child, seqs, a.frames, a.warmup, a.tiny)))
+        print(json.dumps(child(a.child, seqs, a.frames, a.warmup, a.tiny, a.backbone)))
         return None
     args = ["--sequences", a.sequences, "--frames", str(a.frames), "--warmup", str(a.warmup)]
     args += ["--tiny"] if a.tiny else []
+    args += ["--backbone", a.backbone] if a.backbone else []
     args += ["--compile-cache", a.compile_cache] if a.compile_cache else []
     points = [_run_child(int(d), args) for d in a.devices.split(",")]
     derive(points)

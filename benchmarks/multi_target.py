@@ -100,8 +100,8 @@ def derive(points: list[dict]) -> None:
 
 
 def run(targets=(1, 2, 4, 8), sequence: str = "otb/Crossing", frames: int = 12,
-        warmup: int = 2, tiny: bool = False) -> dict:
-    config = common.config(tiny)
+        warmup: int = 2, tiny: bool = False, backbone: str | None = None) -> dict:
+    config = common.config(tiny, **({"backbone": backbone} if backbone else {}))
     imgs, gt = common.load_frames(sequence, frames + warmup + 1)
     imgs = [jnp.asarray(f) for f in imgs]  # host->device once, outside the clock
     params = jtrack.init_params(config, jax.random.key(0))
@@ -134,10 +134,11 @@ def main(argv=None):
     p.add_argument("--targets", default="1,2,4,8", help="comma-separated target counts")
     p.add_argument("--frames", type=int, default=12, help="timed frames per point")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--backbone", default=None, help="backbone name (default: the config's)")
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
     targets = [int(n) for n in a.targets.split(",")]
-    r = run(targets, a.sequence, a.frames, a.warmup, a.tiny)
+    r = run(targets, a.sequence, a.frames, a.warmup, a.tiny, a.backbone)
     print(common.machine_line(common.machine()))
     print(f"{r['sequence']}: {r['frames']} timed frames per point after {r['warmup']} warm-up "
           "frames; 'extra target / single' = (batched(N) - batched(1)) / (N - 1) / "

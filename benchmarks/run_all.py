@@ -1,8 +1,9 @@
 """Run every benchmark with its default settings, one process each, and time
 the whole suite.
 
-``per_frame``, ``breakdown`` and ``scaling`` share ONE persistent
-compilation cache, created empty in a temporary folder at the start (so the
+``per_frame``, ``breakdown``, ``scaling``, ``multi_target`` and
+``multi_device`` (its children) share ONE persistent compilation cache,
+created empty in a temporary folder at the start (so the
 total is a cold start): the default ``init`` and ``step`` they all compile
 are compiled once. ``memory`` compiles in every child (its peak RSS would
 otherwise depend on whether a child compiled or loaded a program) and
@@ -23,7 +24,8 @@ import time
 
 from benchmarks import common
 
-ORDER = ("per_frame", "breakdown", "scaling", "memory", "compile")
+ORDER = ("per_frame", "breakdown", "scaling", "memory", "compile", "multi_target",
+         "multi_device")
 
 
 def main(argv=None) -> dict:

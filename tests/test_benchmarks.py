@@ -123,3 +123,44 @@ def test_memory_child(tmp_path):
     assert "| default" in memory.table(res)
     common.write_results(str(tmp_path), "memory", res)
     assert _json(tmp_path, "memory")["points"][0]["state_mib"] == r["state_mib"]
+
+
+SMALL = ["--tiny", "--sequence", "synthetic", "--backbone", "small_cnn"]
+
+
+def test_multi_target(tmp_path, capsys):
+    from benchmarks import multi_target
+
+    r = multi_target.main(SMALL + ["--targets", "2", "--frames", "1", "--warmup", "1",
+                                   "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "batched/per-target" in out and "| 2 " in out
+    p = _json(tmp_path, "multi_target")["points"][0]
+    assert p["targets"] == 2 and p["batched"]["n"] == 1 and p["sequential"]["n"] == 1
+    assert p["max_box_diff_last_frame_px"] < 0.1  # batched = per-target steps
+    assert r["goal"] == multi_target.GOAL
+    # the ratios, on made-up timings
+    pts = [{"targets": n, "batched": {k: b for k in ("median_ms", "mean_ms", "cpu_median_ms",
+                                                     "cpu_mean_ms")},
+            "sequential": {k: s for k in ("median_ms", "mean_ms", "cpu_median_ms",
+                                          "cpu_mean_ms")}}
+           for n, b, s in [(1, 10.0, 10.0), (4, 16.0, 40.0)]]
+    multi_target.derive(pts)
+    assert pts[1]["extra_target_fraction"]["median_ms"] == pytest.approx(0.2)
+    assert pts[1]["batched_over_sequential"]["median_ms"] == pytest.approx(0.4)
+    boxes = multi_target.start_boxes(np.array([5.0, 5, 20, 30]), 8, 100, 60)
+    assert boxes.shape == (8, 4) and (boxes[:, 0] + boxes[:, 2] <= 100).all()
+
+
+def test_multi_device_child_and_table():
+    """The child runs in-process on 2 of the 4 forced CPU devices (the parent
+    only launches one child process per device count)."""
+    from benchmarks import multi_device
+
+    r = multi_device.child(2, ["synthetic", "synthetic"], frames=1, warmup=1, tiny=True,
+                           backbone="small_cnn")
+    assert r["devices"] == 2 and r["capacity"] == 2 and r["frames_per_s"] > 0
+    pts = [dict(r, devices=1, frames_per_s=10.0), dict(r, frames_per_s=15.0)]
+    multi_device.derive(pts)
+    assert pts[1]["speedup"] == pytest.approx(1.5) and pts[1]["efficiency"] == pytest.approx(0.75)
+    assert "| 2 " in multi_device.table({"points": pts})
