@@ -373,6 +373,8 @@ def step_many(config: TrackerConfig, state: MultiTrackerState, frame
         images, rboxes, image_wh = _crop_each(config, state, frame, scales)
     else:
         frame = T._check_frame(frame)
+        if state.mesh is not None:  # next to the sharded boxes, whatever device it came from
+            frame = parallel.replicate(frame, state.mesh)
         images, rboxes, image_wh = _crop_many(frame, state.targets.box, scales,
                                               config.region_size)
     if state.mesh is not None:

@@ -191,6 +191,11 @@ def test_sharded_over_four_devices_equals_one_device(params, singles):
         np.testing.assert_allclose(np.asarray(a.box), np.asarray(b.box), atol=1e-4)
         want = np.stack([s[1].box[t - 1] for s in singles])
         np.testing.assert_allclose(np.asarray(a.box[:3]), want, atol=1e-3)
+    # one frame for all slots, even one committed to another device
+    frame = jax.device_put(_frame(4), jax.devices()[2])
+    sharded, a = jtrack.step_many(CONFIG, sharded, frame)
+    plain, b = jtrack.step_many(CONFIG, plain, _frame(4))
+    np.testing.assert_allclose(np.asarray(a.box), np.asarray(b.box), atol=1e-4)
     assert sharded.targets.box.sharding.spec == jax.sharding.PartitionSpec(parallel.DATA)
 
 
