@@ -51,27 +51,34 @@ def create(first: jax.Array, first_valid: jax.Array, frames_long: int,
         pos_writes=jnp.zeros((), jnp.int32), neg_writes=jnp.zeros((), jnp.int32))
 
 
-def _put(ring, valid, frames, writes, x, ok, frame_index):
+def _put(ring, valid, frames, writes, x, ok, frame_index, enabled=True):
     slot = writes % ring.shape[0]
-    ring = jax.lax.dynamic_update_index_in_dim(ring, x.astype(ring.dtype), slot, 0)
-    valid = jax.lax.dynamic_update_index_in_dim(valid, ok.astype(bool), slot, 0)
-    frames = frames.at[slot].set(frame_index)
-    return ring, valid, frames, writes + 1
+    # Disabled: the slot gets its old content back and the head stays. Cheaper
+    # than selecting between the old and new rings (a full copy), notably
+    # when vmapped over targets (jtrack.multi).
+    x = jnp.where(enabled, x.astype(ring.dtype), ring[slot])
+    ok = jnp.where(enabled, ok.astype(bool), valid[slot])
+    ring = jax.lax.dynamic_update_index_in_dim(ring, x, slot, 0)
+    valid = jax.lax.dynamic_update_index_in_dim(valid, ok, slot, 0)
+    frames = frames.at[slot].set(jnp.where(enabled, frame_index, frames[slot]))
+    return ring, valid, frames, writes + jnp.asarray(enabled, jnp.int32)
 
 
 def write_positives(mem: SampleMemory, feats: jax.Array, valid: jax.Array,
-                    frame_index) -> SampleMemory:
-    """Store one frame's positives (P, D) in the next long-term slot."""
+                    frame_index, enabled=True) -> SampleMemory:
+    """Store one frame's positives (P, D) in the next long-term slot (a no-op
+    where the boolean ``enabled`` is False)."""
     pos, pv, pf, pw = _put(mem.pos, mem.pos_valid, mem.pos_frame, mem.pos_writes,
-                           feats, valid, frame_index)
+                           feats, valid, frame_index, enabled)
     return mem.replace(pos=pos, pos_valid=pv, pos_frame=pf, pos_writes=pw)
 
 
 def write_negatives(mem: SampleMemory, feats: jax.Array, valid: jax.Array,
-                    frame_index) -> SampleMemory:
-    """Store one frame's negatives (N, D) in the next short-term slot."""
+                    frame_index, enabled=True) -> SampleMemory:
+    """Store one frame's negatives (N, D) in the next short-term slot (a no-op
+    where the boolean ``enabled`` is False)."""
     neg, nv, nf, nw = _put(mem.neg, mem.neg_valid, mem.neg_frame, mem.neg_writes,
-                           feats, valid, frame_index)
+                           feats, valid, frame_index, enabled)
     return mem.replace(neg=neg, neg_valid=nv, neg_frame=nf, neg_writes=nw)
 
 

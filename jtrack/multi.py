@@ -215,18 +215,28 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
         new, out, k_upd = jax.vmap(functools.partial(T._locate, config))(
             targets, fmaps, rboxes, image_wh)
 
-        # One target at a time with a real branch: a vmapped cond would train
-        # every head every frame and select afterwards.
-        def update(args):
-            s, success, key, do = args
-            return jax.lax.cond(do, lambda: T._update_head(config, s, success, key),
-                                lambda: (s.head, s.opt_state))
+        # One target at a time with a real branch (a vmapped cond would train
+        # every head every frame and select afterwards); the target is sliced
+        # out of the stack only inside the branch, so the ones that do not
+        # update this frame, and free slots, cost nothing here.
+        def update(i, heads_opts):
+            def train(ho):
+                one = jax.tree.map(lambda x: x[i], new)
+                h, o = T._update_head(config, one, out.success[i], k_upd[i])
+                return jax.tree.map(lambda a, x: a.at[i].set(x), ho, (h, o))
+            return jax.lax.cond(out.updated[i] & active[i], train, lambda ho: ho, heads_opts)
 
-        head, opt_state = jax.lax.map(update, (new, out.success, k_upd, out.updated & active))
-        new = new.replace(head=head, opt_state=opt_state)
+        head, opt_state = jax.lax.fori_loop(0, active.shape[0], update,
+                                            (new.head, new.opt_state))
+        # A free slot keeps its box, frame index and key (the memory of a
+        # free slot may take samples: it is never read again, add_target
+        # overwrites it; selecting it would copy every ring each frame).
         keep = lambda a, b: jnp.where(  # noqa: E731
             active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
-        return jax.tree.map(keep, new, targets), _mask_output(out, active)
+        small = ("box", "frame_index", "key", "widen", "scores", "image_wh")
+        new = new.replace(head=head, opt_state=opt_state, **{
+            f: keep(getattr(new, f), getattr(targets, f)) for f in small})
+        return new, _mask_output(out, active)
 
     return _sharded(body, mesh, 6, (0,))(backbone, targets, active, images, rboxes, image_wh)
 

@@ -294,13 +294,11 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     sample_f = pool_features(config, fmap, region.to_region(
         jnp.concatenate([pos, neg]), rbox, size))
     learning = success & config.online_update & jnp.all(jnp.isfinite(sample_f))
-    mem = state.memory
     # Only a frame where the target was found adds samples; otherwise the ring
     # slot keeps its old content and the write head does not move.
-    new_mem = memory.write_negatives(memory.write_positives(
-        mem, sample_f[:config.n_pos_update], pos_ok, t),
-        sample_f[config.n_pos_update:], neg_ok, t)
-    mem = jax.tree.map(lambda a, b: jnp.where(learning, a, b), new_mem, mem)
+    mem = memory.write_negatives(memory.write_positives(
+        state.memory, sample_f[:config.n_pos_update], pos_ok, t, learning),
+        sample_f[config.n_pos_update:], neg_ok, t, learning)
 
     # 3. online update (_update_head): short-term after a failure, long-term periodically
     do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
