@@ -19,9 +19,10 @@ Capacity and the active mask: shapes depend only on ``capacity`` (a power of
 two, a multiple of the device count), so adding targets to free slots and
 removing them recompiles nothing; :func:`add_target` doubles the capacity
 (one recompilation) only when every slot is taken. Inactive slots keep their
-last content, are left unchanged by :func:`step_many` and give NaN outputs;
-they still ride along in the batched backbone and candidate scoring (one
-batch cannot skip rows) but skip the online update.
+box, head and key (their sample memory is scratch space until
+:func:`add_target` overwrites the slot) and give NaN outputs; they still
+ride along in the batched backbone and candidate scoring (one batch cannot
+skip rows) but skip the online update.
 
 Devices: with ``mesh`` (:func:`jtrack.parallel.make_mesh`) the targets are
 split over the mesh's ``data`` axis (``shard_map``) and the backbone is

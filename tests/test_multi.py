@@ -218,3 +218,22 @@ def test_real_frames_several_boxes(params):
         assert np.isfinite(box).all()
         assert (box[:, :2] >= 0).all() and (box[:, 0] + box[:, 2] <= 360 + 1e-3).all()
         assert (box[:, 1] + box[:, 3] <= 240 + 1e-3).all()
+
+
+def test_disabled_memory_write_is_a_no_op_also_vmapped():
+    """step_many relies on memory writes taking an ``enabled`` flag (instead of
+    selecting between two whole rings): disabled, nothing changes."""
+    from jtrack import memory
+
+    mem = memory.create(jnp.ones((2, 4)), jnp.ones(2, bool), 3, 2, 2, 3)
+    mem = memory.write_positives(mem, jnp.full((2, 4), 5.0), jnp.ones(2, bool), 1)
+    same = memory.write_negatives(memory.write_positives(
+        mem, jnp.full((2, 4), 7.0), jnp.ones(2, bool), 2, False),
+        jnp.full((3, 4), 7.0), jnp.ones(3, bool), 2, jnp.asarray(False))
+    _leaves_close(same, mem, 0.0)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), mem)
+    both = jax.vmap(lambda m, on: memory.write_positives(
+        m, jnp.full((2, 4), 7.0), jnp.ones(2, bool), 2, on))(stacked, jnp.array([True, False]))
+    assert int(both.pos_writes[0]) == 2 and int(both.pos_writes[1]) == 1
+    np.testing.assert_array_equal(np.asarray(both.pos[0, 1]), 7.0)
+    _leaves_close(jax.tree.map(lambda x: x[1], both), mem, 0.0)
