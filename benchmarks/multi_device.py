@@ -27,13 +27,13 @@ second (``cpu_util``) shows how many cores it kept busy.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 
-import numpy as np
 
 from benchmarks import common
 
@@ -115,7 +115,7 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=10, help="timed frames per sequence")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--backbone", default=None, help="backbone name (default: the config's)")
-    p.add_argument("--child", type=int, default=None, help=argparse_hidden())
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
     seqs = [s.strip() for s in a.sequences.split(",") if s.strip()]
@@ -135,12 +135,6 @@ def main(argv=None):
     print(table(r))
     print("wrote", common.write_results(a.out, "multi_device", r))
     return r
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
