@@ -9,6 +9,8 @@ from jtrack.config import TrackerConfig
 from jtrack.nets import Backbone, get_backbone, register_backbone
 from jtrack.tracker import (TrackerState, TrackOutput, feature_dim, init,
                             init_params, score_candidates, step)
+from jtrack.multi import (MultiTrackerState, active_slots, add_target, init_many,
+                          remove_target, stack_states, step_many, unstack_states)
 from jtrack.stateful import StatefulTracker
 from jtrack import backbones  # noqa: F401  registers efficientnet_lite0 (weights load lazily)
 

@@ -73,8 +73,12 @@ class StatefulTracker:
 
 def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,
                   seed: int = 0):
-    """Track several targets through ``frames``, one single-target tracker
-    each (they share ``params``; target ``k`` samples with its own key).
+    """Track several targets through ``frames`` in one batched pass per frame
+    (:func:`jtrack.init_many` / :func:`jtrack.step_many`: one backbone batch,
+    shared ``params['backbone']``, a head per target). Target ``k`` samples
+    with ``fold_in(key(seed), 1 + k)``, the key a :class:`StatefulTracker`
+    with ``seed`` uses for target 0, so one target gives the single-target
+    tracker's boxes.
 
     Args:
       frames: iterable of (H, W, 3) uint8 frames (read lazily).
@@ -85,22 +89,19 @@ def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,
     Raises:
       ValueError naming the target whose start box is invalid.
     """
-    # A function boundary on purpose: a batched multi-target tracker can
-    # replace this per-target loop without touching its callers.
+    from jtrack import multi
+
     init_boxes = np.asarray(init_boxes, np.float32).reshape(-1, 4)
-    if len(init_boxes) == 0:
+    n = len(init_boxes)
+    if n == 0:
         raise ValueError("track_targets needs at least one start box")
-    trackers = [StatefulTracker(config, params, seed) for _ in init_boxes]
+    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(seed), 1 + k))(np.arange(n))
+    state = None
     for i, frame in enumerate(frames):
         if i == 0:
-            boxes = []
-            for k, (t, box) in enumerate(zip(trackers, init_boxes)):
-                key = jax.random.fold_in(jax.random.key(seed), 1 + k)
-                try:
-                    boxes.append(t.init(frame, box, key))
-                except ValueError as e:
-                    raise ValueError(f"target #{k} (box {box.tolist()}): {e}") from e
+            state = multi.init_many(config, params, frame, init_boxes, keys)
+            boxes, scores = np.asarray(state.boxes[:n]), np.ones(n, np.float32)
         else:
-            boxes = [t.update(frame) for t in trackers]
-        yield (i, frame, np.stack(boxes).astype(np.float32),
-               np.asarray([t.score for t in trackers], np.float32))
+            state, out = multi.step_many(config, state, frame)
+            boxes, scores = np.asarray(out.box[:n]), np.asarray(out.score[:n])
+        yield i, frame, boxes.astype(np.float32), scores.astype(np.float32)

@@ -1,0 +1,448 @@
+"""Several targets in one batched pass: the single-target tracker, vmapped.
+
+:class:`MultiTrackerState` holds the per-target :class:`~jtrack.tracker.TrackerState`
+pytrees stacked along a leading ``(capacity,)`` axis, an ``active`` mask and
+ONE copy of the backbone parameters shared by all targets (each target keeps
+its own head, optimizer state, sample memory, box and PRNG key).
+
+Per frame :func:`step_many` crops every target's search region, runs the
+backbone once on the ``(capacity, S, S, 3)`` batch, locates every target with
+``vmap`` over the single-target :func:`jtrack.tracker._locate`, and trains the
+heads that need it (one ``lax.map`` over targets with a per-target ``cond``,
+so targets that do not update this frame, and inactive slots, skip the
+expensive training instead of computing it and masking it away). The
+per-target math is the single-target tracker's, so with the same PRNG keys
+each target follows :func:`jtrack.step` up to float32 rounding of the
+batched convolutions.
+
+Capacity and the active mask: shapes depend only on ``capacity`` (a power of
+two, a multiple of the device count), so adding targets to free slots and
+removing them recompiles nothing; :func:`add_target` doubles the capacity
+(one recompilation) only when every slot is taken. Inactive slots keep their
+last content, are left unchanged by :func:`step_many` and give NaN outputs;
+they still ride along in the batched backbone and candidate scoring (one
+batch cannot skip rows) but skip the online update.
+
+Devices: with ``mesh`` (:func:`jtrack.parallel.make_mesh`) the targets are
+split over the mesh's ``data`` axis (``shard_map``) and the backbone is
+replicated once per device.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+
+from jtrack import boxes as B
+from jtrack import nets, parallel
+from jtrack import tracker as T
+from jtrack.config import TrackerConfig
+
+Params = Any
+
+
+@flax.struct.dataclass
+class MultiTrackerState:
+    """Several targets' tracker states, stacked (a pytree).
+
+    Attributes:
+      backbone: conv trunk parameters, one copy shared by every target.
+      head_init: head parameters a new target starts from (:func:`add_target`).
+      targets: a :class:`TrackerState` whose leaves all have a leading
+        ``(capacity,)`` axis; its ``backbone`` field is None.
+      active: ``(capacity,) bool``, which slots hold a tracked target.
+      mesh: devices the targets are split over (None: the default device).
+    """
+
+    backbone: Params
+    head_init: Params
+    targets: T.TrackerState
+    active: jax.Array
+    mesh: Mesh | None = flax.struct.field(pytree_node=False, default=None)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.active.shape[0])
+
+    @property
+    def boxes(self) -> jax.Array:
+        """(capacity, 4) float32 xywh last boxes (stale for inactive slots)."""
+        return self.targets.box
+
+
+def next_capacity(n: int, n_devices: int = 1) -> int:
+    """Smallest power of two >= ``n`` (at least 1), rounded up to a multiple
+    of ``n_devices`` so the slots split evenly over devices."""
+    cap = 1 << max(0, int(n) - 1).bit_length()
+    return parallel.pad_to_multiple(cap, n_devices)
+
+
+def active_slots(state: MultiTrackerState) -> list[int]:
+    """Indices of the active slots, ascending."""
+    return [int(i) for i in np.flatnonzero(np.asarray(state.active))]
+
+
+# ----------------------------------------------------------------------------
+# stacking
+
+
+def _take(tree: Any, index) -> Any:
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def _pad_to(tree: Any, n: int, capacity: int) -> Any:
+    """Leading axis ``n`` -> ``capacity``; extra slots repeat slot 0 (valid
+    data, so an inactive slot never feeds NaN or empty boxes to the math)."""
+    idx = np.concatenate([np.arange(n), np.zeros(capacity - n, np.int64)])
+    return _take(tree, jnp.asarray(idx))
+
+
+def _place(state: MultiTrackerState) -> MultiTrackerState:
+    """Put the arrays where ``state.mesh`` wants them: targets split over the
+    ``data`` axis, shared parameters replicated (no-op without a mesh)."""
+    if state.mesh is None:
+        return state
+    return state.replace(
+        backbone=parallel.replicate(state.backbone, state.mesh),
+        head_init=parallel.replicate(state.head_init, state.mesh),
+        targets=parallel.shard(state.targets, state.mesh),
+        active=parallel.shard(state.active, state.mesh))
+
+
+def _check_capacity(capacity: int | None, n: int, mesh: Mesh | None) -> int:
+    n_dev = 1 if mesh is None else mesh.devices.size
+    if capacity is None:
+        return next_capacity(n, n_dev)
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
+        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+    capacity = int(capacity)
+    if capacity < max(n, 1):
+        raise ValueError(f"capacity {capacity} is smaller than the {n} targets given")
+    if capacity % n_dev:
+        raise ValueError(f"capacity {capacity} does not split over {n_dev} devices")
+    return capacity
+
+
+def stack_states(params: dict, states: Sequence[T.TrackerState],
+                 capacity: int | None = None, mesh: Mesh | None = None) -> MultiTrackerState:
+    """Single-target states (from :func:`jtrack.init` / :func:`jtrack.step`)
+    -> one :class:`MultiTrackerState` with them in slots ``0..N-1``.
+
+    ``params`` gives the shared backbone (the states' own ``backbone`` fields
+    are dropped) and the head new targets start from. ``capacity`` defaults
+    to :func:`next_capacity` of ``N``."""
+    states = list(states)
+    if not states:
+        raise ValueError("stack_states needs at least one TrackerState")
+    for k, s in enumerate(states):
+        if not isinstance(s, T.TrackerState):
+            raise TypeError(f"states[{k}] is a {type(s).__name__}, not a TrackerState")
+    capacity = _check_capacity(capacity, len(states), mesh)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs),
+                           *[s.replace(backbone=None) for s in states])
+    active = jnp.arange(capacity) < len(states)
+    return _place(MultiTrackerState(
+        backbone=params["backbone"], head_init=params["head"],
+        targets=_pad_to(stacked, len(states), capacity), active=active, mesh=mesh))
+
+
+def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
+    """The active targets as single-target states (ascending slot order, see
+    :func:`active_slots`): they continue with :func:`jtrack.step`. Each gets
+    its own copy of the backbone, because ``step`` donates the state it is
+    given and must not delete the shared parameters."""
+    return [_take(state.targets, i).replace(backbone=jax.tree.map(jnp.copy, state.backbone))
+            for i in active_slots(state)]
+
+
+# ----------------------------------------------------------------------------
+# jitted cores
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _crop_many(frame, boxes, scales, size):
+    """(N, 4) boxes, (N,) region scales -> (N, S, S, 3) region images,
+    (N, 4) region boxes, (N, 2) frame width/height. Compiled per frame size."""
+    return jax.vmap(lambda b, s: T._crop_region(frame, b, s, size))(boxes, scales)
+
+
+def _sharded(fn, mesh: Mesh | None, n_in: int, shared: tuple[int, ...]):
+    """``fn`` as is (no mesh), or ``shard_map``-ed over the ``data`` axis with
+    the positional arguments in ``shared`` replicated, the others split."""
+    if mesh is None:
+        return fn
+    specs = tuple(P() if i in shared else P(parallel.DATA) for i in range(n_in))
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(parallel.DATA),
+                         check_vma=False)
+
+
+def _backbone_batch(config: TrackerConfig, backbone: Params, images: jax.Array) -> jax.Array:
+    """ONE backbone pass over (N, S, S, 3) regions -> (N, h, w, C)."""
+    return jax.vmap(nets.get_backbone(config.backbone).apply, in_axes=(None, 0))(
+        backbone, images)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_many_jit(config, mesh, backbone, head, images, rboxes, image_wh, boxes, keys):
+    def body(backbone, head, images, rboxes, image_wh, boxes, keys):
+        fmaps = _backbone_batch(config, backbone, images)
+        init_one = functools.partial(T._init_from_fmap, config, {"backbone": None, "head": head})
+        return jax.vmap(init_one)(fmaps, boxes, rboxes, image_wh, keys)
+
+    return _sharded(body, mesh, 7, (0, 1))(backbone, head, images, rboxes, image_wh, boxes, keys)
+
+
+def _mask_output(out: T.TrackOutput, active: jax.Array) -> T.TrackOutput:
+    def mask(x):
+        a = active.reshape(active.shape + (1,) * (x.ndim - 1))
+        if x.dtype == jnp.bool_:
+            return x & a
+        return jnp.where(a, x, jnp.nan)
+    return jax.tree.map(mask, out)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
+def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, image_wh):
+    def body(backbone, targets, active, images, rboxes, image_wh):
+        fmaps = _backbone_batch(config, backbone, images)
+        new, out, k_upd = jax.vmap(functools.partial(T._locate, config))(
+            targets, fmaps, rboxes, image_wh)
+
+        # One target at a time with a real branch: a vmapped cond would train
+        # every head every frame and select afterwards.
+        def update(args):
+            s, success, key, do = args
+            return jax.lax.cond(do, lambda: T._update_head(config, s, success, key),
+                                lambda: (s.head, s.opt_state))
+
+        head, opt_state = jax.lax.map(update, (new, out.success, k_upd, out.updated & active))
+        new = new.replace(head=head, opt_state=opt_state)
+        keep = lambda a, b: jnp.where(  # noqa: E731
+            active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
+        return jax.tree.map(keep, new, targets), _mask_output(out, active)
+
+    return _sharded(body, mesh, 6, (0,))(backbone, targets, active, images, rboxes, image_wh)
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1))
+def _put(targets, active, slot, one):
+    targets = jax.tree.map(lambda a, x: a.at[slot].set(x), targets, one)
+    return targets, active.at[slot].set(True)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _deactivate(active, slot):
+    return active.at[slot].set(False)
+
+
+# ----------------------------------------------------------------------------
+# input checks
+
+
+def _check_boxes(boxes, image_wh) -> np.ndarray:
+    try:
+        b = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"boxes must be an (N, 4) array of x, y, w, h; got {boxes!r}") from e
+    if b.ndim != 2 or b.shape[1] != 4 or b.shape[0] < 1:
+        raise ValueError(f"boxes must have shape (N, 4) with N >= 1 (x, y, w, h per "
+                         f"target); got shape {b.shape}")
+    for k, box in enumerate(b):
+        try:
+            T._check_box(box, image_wh)
+        except ValueError as e:
+            raise ValueError(f"target #{k} (box {box.tolist()}): {e}") from None
+    return b
+
+
+def _visible(config: TrackerConfig, boxes: np.ndarray, image_wh) -> jax.Array:
+    """The visible part of each box, as :func:`jtrack.init` does per target."""
+    b = jnp.asarray(boxes, jnp.float32)
+    wh = jnp.asarray(image_wh, jnp.float32)
+    lo, hi = jnp.maximum(b[:, :2], 0.0), jnp.minimum(b[:, :2] + b[:, 2:], wh)
+    return B.clip_to_image(jnp.concatenate([lo, hi - lo], -1), wh, config.min_box_size)
+
+
+def _target_keys(key, n: int) -> jax.Array:
+    """One key (target ``k`` gets ``fold_in(key, k)``) or ``n`` keys -> (n,) keys."""
+    if isinstance(key, (list, tuple)):
+        keys = jnp.stack([T._as_key(k) for k in key])
+    else:
+        keys = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+        if keys.dtype == jnp.uint32 and keys.ndim == 2 and keys.shape[1] == 2:
+            keys = jax.random.wrap_key_data(keys)  # (n, 2) raw uint32 keys
+        elif keys.ndim == 0 or keys.dtype == jnp.uint32:
+            keys = T._as_key(keys)
+        elif not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+            raise TypeError(f"expected PRNG keys from jax.random.key(...), got dtype "
+                            f"{keys.dtype} shape {keys.shape}")
+    if keys.ndim == 0:
+        return jax.vmap(lambda i: jax.random.fold_in(keys, i))(jnp.arange(n))
+    if keys.shape != (n,):
+        raise ValueError(f"expected one key or {n} keys (one per target), got shape "
+                         f"{keys.shape}")
+    return keys
+
+
+def _check_multi_state(config: TrackerConfig, state) -> None:
+    if not isinstance(state, MultiTrackerState):
+        raise TypeError("state must be the MultiTrackerState returned by init_many, "
+                        f"stack_states or step_many, got {type(state).__name__}")
+    T._check_state(config, state.targets)
+
+
+def _check_slot(state: MultiTrackerState, slot) -> int:
+    if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)):
+        raise TypeError(f"slot must be an int, got {type(slot).__name__}")
+    if not 0 <= slot < state.capacity:
+        raise ValueError(f"slot {slot} is outside the capacity {state.capacity}")
+    if not bool(np.asarray(state.active)[slot]):
+        raise ValueError(f"slot {slot} is not active (active slots: {active_slots(state)})")
+    return int(slot)
+
+
+# ----------------------------------------------------------------------------
+# public API
+
+
+def init_many(config: TrackerConfig, params: dict, frame, boxes, key,
+              capacity: int | None = None, mesh: Mesh | None = None) -> MultiTrackerState:
+    """Start tracking ``boxes`` ``(N, 4) float32`` xywh (0-based pixels) in
+    ``frame`` ``(H, W, 3) uint8``: one batched backbone pass over the N
+    first-frame regions, every head trained with ``vmap``.
+
+    Args:
+      key: one PRNG key (target ``k`` uses ``jax.random.fold_in(key, k)``)
+        or ``N`` keys, one per target (target ``k`` then matches
+        ``jtrack.init(config, params, frame, boxes[k], keys[k])``).
+      capacity: number of slots (default :func:`next_capacity` of N); slots
+        ``N..capacity-1`` start inactive. Every slot runs the first-frame
+        training, so a large spare capacity costs init time.
+      mesh: split the targets over these devices (:func:`jtrack.parallel.make_mesh`).
+    Raises:
+      ValueError naming the target whose box is invalid (wrong shape, NaN,
+      empty, wholly outside the frame).
+    """
+    T._check_config(config)
+    frame = T._check_frame(frame)
+    wh = (frame.shape[1], frame.shape[0])
+    b = _check_boxes(boxes, wh)
+    T._check_params(config, params)
+    n = len(b)
+    keys = _target_keys(key, n)
+    capacity = _check_capacity(capacity, n, mesh)
+    box = _pad_to(_visible(config, b, wh), n, capacity)
+    keys = _pad_to(keys, n, capacity)
+    scales = jnp.full((capacity,), config.init_region_scale, jnp.float32)
+    images, rboxes, image_wh = _crop_many(frame, box, scales, config.init_region_size)
+    shell = _place(MultiTrackerState(backbone=params["backbone"], head_init=params["head"],
+                                     targets=None, active=jnp.arange(capacity) < n, mesh=mesh))
+    if mesh is not None:
+        images, rboxes, image_wh, box, keys = parallel.shard(
+            (images, rboxes, image_wh, box, keys), mesh)
+    targets = _init_many_jit(config, mesh, shell.backbone, shell.head_init, images, rboxes,
+                             image_wh, box, keys)
+    return shell.replace(targets=targets)
+
+
+def step_many(config: TrackerConfig, state: MultiTrackerState, frame
+              ) -> tuple[MultiTrackerState, T.TrackOutput]:
+    """Track every active target one frame, in one batched jitted call.
+
+    Args:
+      frame: ``(H, W, 3) uint8`` shared by all targets, or a sequence of
+        ``capacity`` frames, one per slot (targets in different videos, e.g.
+        sequences of an evaluation in lock-step; None for inactive slots).
+    Returns:
+      the new state (``state`` is consumed: its target buffers are donated)
+      and a :class:`TrackOutput` whose fields have a leading ``(capacity,)``
+      axis (``box`` ``(capacity, 4)`` xywh, ``score`` ``(capacity,)``);
+      inactive slots give NaN boxes/scores and False flags.
+    """
+    T._check_config(config)
+    _check_multi_state(config, state)
+    scales = config.region_scale * state.targets.widen
+    if isinstance(frame, (list, tuple)):
+        images, rboxes, image_wh = _crop_each(config, state, frame, scales)
+    else:
+        frame = T._check_frame(frame)
+        images, rboxes, image_wh = _crop_many(frame, state.targets.box, scales,
+                                              config.region_size)
+    if state.mesh is not None:
+        images, rboxes, image_wh = parallel.shard((images, rboxes, image_wh), state.mesh)
+    targets, out = _step_many_jit(config, state.mesh, state.backbone, state.targets,
+                                  state.active, images, rboxes, image_wh)
+    return state.replace(targets=targets), out
+
+
+def _crop_each(config: TrackerConfig, state: MultiTrackerState, frames, scales):
+    """One frame per slot: crop each with the single-target crop (compiled
+    once per frame size, shared with :func:`jtrack.step`), then stack."""
+    if len(frames) != state.capacity:
+        raise ValueError(f"got {len(frames)} frames for {state.capacity} slots: give one "
+                         "frame per slot (None for inactive slots) or a single frame")
+    active = np.asarray(state.active)
+    boxes = np.asarray(state.targets.box)
+    scales = np.asarray(scales)
+    size = config.region_size
+    crops = []
+    for k, f in enumerate(frames):
+        if f is None:
+            if active[k]:
+                raise ValueError(f"slot {k} is active but its frame is None")
+            crops.append((jnp.zeros((size, size, 3), jnp.float32),
+                          jnp.asarray([0.0, 0.0, 1.0, 1.0]), jnp.ones(2, jnp.float32)))
+            continue
+        crops.append(T._crop_region(T._check_frame(f), jnp.asarray(boxes[k]),
+                                    jnp.float32(scales[k]), size))
+    return tuple(jnp.stack(xs) for xs in zip(*crops))
+
+
+def add_target(config: TrackerConfig, state: MultiTrackerState, frame, box, key
+               ) -> tuple[MultiTrackerState, int]:
+    """Start tracking one more target ``box`` ``(4,)`` xywh in ``frame`` (the
+    frame the next :func:`step_many` call continues from).
+
+    Its first-frame training is the single-target :func:`jtrack.init` (from
+    ``state.head_init``, with ``key``); it goes into the lowest free slot.
+    Below capacity nothing recompiles; when every slot is taken the
+    capacity doubles (the next :func:`step_many` compiles once for it).
+    Consumes ``state``. Returns ``(state, slot)``."""
+    T._check_config(config)
+    _check_multi_state(config, state)
+    one = T.init(config, {"backbone": state.backbone, "head": state.head_init}, frame, box, key)
+    one = one.replace(backbone=None)
+    free = np.flatnonzero(~np.asarray(state.active))
+    if free.size == 0:
+        state = grow(state, 2 * state.capacity)
+        free = np.flatnonzero(~np.asarray(state.active))
+    slot = int(free[0])
+    targets, active = _put(state.targets, state.active, jnp.int32(slot), one)
+    return _place(state.replace(targets=targets, active=active)), slot
+
+
+def remove_target(state: MultiTrackerState, slot: int) -> MultiTrackerState:
+    """Stop tracking the target in ``slot``; its slot is reused by the next
+    :func:`add_target`. Raises ValueError for an inactive or out-of-range slot."""
+    if not isinstance(state, MultiTrackerState):
+        raise TypeError(f"state must be a MultiTrackerState, got {type(state).__name__}")
+    slot = _check_slot(state, slot)
+    return _place(state.replace(active=_deactivate(state.active, jnp.int32(slot))))
+
+
+def grow(state: MultiTrackerState, capacity: int) -> MultiTrackerState:
+    """The same targets with ``capacity`` slots (>= the current one; new slots
+    inactive). Shapes change: the next :func:`step_many` compiles once."""
+    if not isinstance(state, MultiTrackerState):
+        raise TypeError(f"state must be a MultiTrackerState, got {type(state).__name__}")
+    capacity = _check_capacity(capacity, state.capacity, state.mesh)
+    active = jnp.concatenate([state.active, jnp.zeros(capacity - state.capacity, bool)])
+    return _place(state.replace(targets=_pad_to(state.targets, state.capacity, capacity),
+                                active=active))
