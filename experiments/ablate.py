@@ -17,6 +17,7 @@ first seed only. The command then pools all sequences, writes the table,
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -45,6 +46,12 @@ flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jtrack-xla
                     "Persistent XLA compilation cache ('' = off).")
 flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one per device).")
 flags.DEFINE_bool("progress", False, "Show progress bars.")
+flags.DEFINE_integer("processes", 1, "Run the variants in this many processes (each "
+                     "compiles its own configs: compilation is mostly single-threaded).")
+
+# Flags forwarded to the worker processes of --processes.
+_FORWARD = ("datasets", "seeds", "sequences", "max_frames", "config_override", "results_dir",
+            "compilation_cache", "max_workers")
 
 READING_START, READING_END = "<!-- reading:start -->", "<!-- reading:end -->"
 
@@ -104,29 +111,27 @@ def warm_up(tracker, sequences, seed: int) -> float:
     shapes = set()
     # Under the runner's default-device context: jit caches are keyed on it.
     with jax.default_device(jax.local_devices()[0]):
-        _warm(tracker, sequences, seed, shapes, np)
+        for seq in sequences:
+            frames = seq.iter_frames()
+            f0 = next(frames)
+            if f0.shape in shapes:
+                continue
+            shapes.add(f0.shape)
+            state = tracker.init(f0, np.asarray(seq.init_box, np.float32), seed)
+            for _ in range(2):
+                state, box, _ = tracker.step(state, next(frames))
+            np.asarray(box)
     return time.perf_counter() - t0
-
-
-def _warm(tracker, sequences, seed, shapes, np) -> None:
-    for seq in sequences:
-        frames = seq.iter_frames()
-        f0 = next(frames)
-        if f0.shape in shapes:
-            continue
-        shapes.add(f0.shape)
-        state = tracker.init(f0, np.asarray(seq.init_box, np.float32), seed)
-        for _ in range(2):
-            state, box, _ = tracker.step(state, next(frames))
-        np.asarray(box)
 
 
 def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
     """Run (resumably) and score one variant over every dataset."""
+    t0 = time.perf_counter()
     tracker = make_tracker(variant, base)
     seeds = tuple(seeds) if variant.stochastic else tuple(seeds[:1])
     folders = {s: [] for s in seeds}
     info = {"warmup_s": 0.0, "errors": []}
+    ran = False
     for label, kind, root, sequences in datasets:
         spec = RunSpec(dataset=kind, root=root,
                        results_dir=ablation.variant_dir(FLAGS.results_dir, variant, label),
@@ -134,6 +139,7 @@ def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
                        max_frames=max_frames, protocol="ope", max_workers=FLAGS.max_workers,
                        progress=FLAGS.progress, plots=False)
         pending = any(not is_done(seed_dir(spec, s), q) for s in seeds for q in sequences)
+        ran = ran or pending
         if pending and variant.stochastic:
             info["warmup_s"] += warm_up(tracker, sequences, seeds[0])
         try:
@@ -143,9 +149,43 @@ def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
             info["errors"].append(str(e))
         for s in seeds:
             folders[s].append((seed_dir(spec, s), sequences))
+    timing = os.path.join(FLAGS.results_dir, variant.name, "timing.json")
+    info["wall_s"] = time.perf_counter() - t0
+    if ran:  # keep the time of the run that tracked (a resumed run only scores)
+        write_json(timing, {k: info[k] for k in ("wall_s", "warmup_s")})
+    elif os.path.isfile(timing):
+        with open(timing, encoding="utf-8") as f:
+            info.update(json.load(f))
     summary = ablation.summarize({s: ablation.score_seed(f) for s, f in folders.items()})
     summary.update(info)
     return summary
+
+
+def run_in_processes(variants, n: int) -> None:
+    """Run the variants round-robin (slowest first: they are listed first)
+    in ``n`` worker processes of this command, writing the same result
+    folders; failures are left for the scoring pass to report."""
+    import subprocess
+
+    args = []
+    for name in _FORWARD:
+        value = FLAGS[name].value
+        if value is None:
+            continue
+        if isinstance(value, list) and name == "config_override":
+            args += [f"--config_override={v}" for v in value]
+        elif isinstance(value, list):
+            args.append(f"--{name}={','.join(map(str, value))}")
+        else:
+            args.append(f"--{name}={value}")
+    chunks = [variants[i::n] for i in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.ablate", "--doc=",
+                               "--plots_dir=", "--processes=1",
+                               "--variants=" + ",".join(v.name for v in chunk)] + args)
+             for chunk in chunks if chunk]
+    for p in procs:
+        if p.wait() != 0:
+            logging.error("worker process %s exited with %s", p.args[-1], p.returncode)
 
 
 def _machine() -> str:
@@ -259,11 +299,11 @@ def main(argv):
     seeds = [int(s) for s in FLAGS.seeds]
     # Whether the wall time below is a cold, from-scratch run.
     fresh = not _nonempty(FLAGS.results_dir) and not _nonempty(FLAGS.compilation_cache)
-    rows = []
+    if FLAGS.processes > 1:
+        run_in_processes(variants, FLAGS.processes)
+    rows = []  # with --processes everything is done by now: this only scores
     for v in variants:
-        t0 = time.perf_counter()
         s = run_variant(v, base, datasets, seeds, FLAGS.sequences, FLAGS.max_frames)
-        s["wall_s"] = time.perf_counter() - t0
         rows.append((v, s))
         logging.info("%-20s AUC %.3f ± %.3f  P@20 %.3f  fps %.1f  (%.0f s, warm-up %.0f s)",
                      v.name, s["mean"]["auc"], s["std"]["auc"], s["mean"]["precision_20"],
@@ -278,8 +318,9 @@ def main(argv):
                    "baseline": v.baseline} for v, s in rows})
     from jtrack.eval.plots import plot_ope
 
-    plot_ope({v.name: s["curves"] for v, s in rows if "curves" in s}, FLAGS.plots_dir,
-             title="OTB+VOT sequences")
+    if FLAGS.plots_dir:
+        plot_ope({v.name: s["curves"] for v, s in rows if "curves" in s}, FLAGS.plots_dir,
+                 title="OTB+VOT sequences")
     wall_s = time.perf_counter() - t_start
     if FLAGS.doc:
         from jtrack.data.results import atomic_write_text
@@ -296,6 +337,7 @@ def main(argv):
 
 def _nonempty(folder: str) -> bool:
     return bool(folder) and os.path.isdir(folder) and bool(os.listdir(folder))
+
 
 if __name__ == "__main__":
     app.run(main)
