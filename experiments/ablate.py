@@ -199,8 +199,11 @@ def _machine() -> str:
     except OSError:
         pass
     devs = ", ".join(sorted({d.platform for d in jax.devices()}))
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} CPU cores ({cpu}), jax {jax.__version__} on {devs}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}; load average (1/5/15 min) {load} "
+            "when the run ended (the machine is shared: frames/s and wall time "
+            "follow its load)")
 
 
 def _opencv_version() -> str:
