@@ -79,6 +79,11 @@ class TrackerConfig:
     frames_short: int = 20          # negative memory (frames)
     long_interval: int = 10         # long-term update every N frames
     first_frame_weight: float = 1.0  # >1 trusts the first frame's positives more
+    # Ablation of MDNet's "old negatives are kept": when True, every online
+    # update first re-pools all stored negatives from the CURRENT frame's
+    # feature map, each box placed around the current target as it was around
+    # its own frame's target (region-once: no other frame's image is kept).
+    reextract_negatives: bool = False
     online_update: bool = True
 
     # --- optimiser (optax.multi_transform per layer) -----------------------
