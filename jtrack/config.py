@@ -101,6 +101,10 @@ class TrackerConfig:
 
     # --- misc --------------------------------------------------------------
     success_threshold: float = 0.5  # target probability below this = "lost"
+    # When lost, keep the previous box instead of moving to the (unreliable)
+    # top-K mean; the search still widens. pytracking's DiMP also keeps its
+    # position when the target is "not_found". py-MDNet moves (False).
+    hold_on_failure: bool = True
     score_history: int = 10
 
     def __post_init__(self):

@@ -275,6 +275,8 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     if config.bbreg:
         refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
         box = jnp.where(success, refined, box)
+    if config.hold_on_failure:
+        box = jnp.where(success, box, state.box)
     # Invariant: the output box is finite, positive-size and inside the frame.
     box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
     box = _limit_shape(config, box, state.init_wh)
