@@ -11,12 +11,11 @@ Rerunning the same command skips finished sequences. See
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 
 from absl import app, flags
 
+from jtrack.config import load_config
 from jtrack.data import KINDS
 from jtrack.eval.runner import RunSpec, run_experiment, write_json
 
@@ -42,37 +41,6 @@ _OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config",
               "max_workers", "eao_range", "progress")
 
 
-def _parse_value(text: str):
-    try:
-        v = json.loads(text)
-    except json.JSONDecodeError:
-        return text  # bare strings: backbone=vggm
-    # JSON has no tuples; TrackerConfig's sequence fields are tuples (hashable)
-    def tup(x):
-        return tuple(tup(i) for i in x) if isinstance(x, list) else x
-    return tup(v)
-
-
-def build_config(path: str | None, overrides: list[str]):
-    """TrackerConfig from a JSON file plus ``field=value`` overrides."""
-    import jtrack
-
-    fields = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            fields.update({k: _parse_value(json.dumps(v)) for k, v in json.load(f).items()})
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--config_override expects field=value, got {item!r}")
-        fields[key.strip()] = _parse_value(value.strip())
-    known = {f.name for f in dataclasses.fields(jtrack.TrackerConfig)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ValueError(f"unknown TrackerConfig fields: {unknown}")
-    return jtrack.TrackerConfig(**fields)
-
-
 def make_tracker(name: str, config_path, overrides):
     from jtrack.eval.baselines import BASELINES
 
@@ -82,7 +50,7 @@ def make_tracker(name: str, config_path, overrides):
         raise ValueError(f"unknown tracker {name!r}; expected 'jtrack' or {sorted(BASELINES)}")
     from jtrack.eval.trackers import jtrack_tracker
 
-    return jtrack_tracker(build_config(config_path, overrides))
+    return jtrack_tracker(load_config(config_path, overrides))
 
 
 def main(argv):

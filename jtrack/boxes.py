@@ -50,6 +50,20 @@ def to_one_based(b):
     return b + jnp.asarray([1.0, 1.0, 0.0, 0.0], dtype=jnp.asarray(b).dtype)
 
 
+def to_relative(b: jnp.ndarray, ref: jnp.ndarray) -> jnp.ndarray:
+    """(..., 4) xywh -> the same boxes in units of ``ref`` (4,): offset of the
+    top-left corner and size, both divided by ``ref``'s width/height."""
+    wh = jnp.maximum(ref[2:], _EPS)
+    return jnp.concatenate([(b[..., :2] - ref[:2]) / wh, b[..., 2:] / wh], axis=-1)
+
+
+def from_relative(r: jnp.ndarray, ref: jnp.ndarray) -> jnp.ndarray:
+    """Inverse of :func:`to_relative`: place relative boxes around ``ref``.
+    IoU with the reference is preserved (it is invariant to per-axis scaling
+    and translation)."""
+    return jnp.concatenate([ref[:2] + r[..., :2] * ref[2:], r[..., 2:] * ref[2:]], axis=-1)
+
+
 def area(b: jnp.ndarray) -> jnp.ndarray:
     """(..., 4) xywh -> (...) area; negative sizes count as 0."""
     return jnp.maximum(b[..., 2], 0.0) * jnp.maximum(b[..., 3], 0.0)

@@ -131,33 +131,13 @@ def _start_boxes(box_flags: list[str], boxes_file: str | None, source):
 
 
 def build_config(config_path: str | None = None, overrides=(), backbone: str | None = None):
-    """TrackerConfig from a JSON file, ``field=value`` overrides (JSON
-    values) and a backbone name, with each value's type checked against the
-    field's default (so ``online_update=False`` is an error naming the field,
-    not a string that fails deep inside jit)."""
-    import dataclasses
+    """:func:`jtrack.config.load_config`, its errors as usage errors."""
+    from jtrack.config import load_config
 
-    from experiments.run import build_config as _build
-
-    import jtrack
-
-    overrides = list(overrides) + ([f"backbone={backbone}"] if backbone else [])
     try:
-        config = _build(config_path, overrides)
+        return load_config(config_path, overrides, backbone)
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(f"tracker config: {e}") from e
-    for f in dataclasses.fields(jtrack.TrackerConfig):
-        want, got = type(f.default), getattr(config, f.name)
-        if want not in (bool, int, float, str, tuple):
-            continue
-        ok = isinstance(got, want) and (want is not int or not isinstance(got, bool))
-        if want is float:
-            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
-        if not ok:
-            hint = " (JSON: true/false)" if want is bool else ""
-            raise UsageError(f"tracker config: {f.name}={got!r} is a {type(got).__name__}, "
-                             f"expected a {want.__name__}{hint}")
-    return config
 
 
 def format_rows(rows: list[tuple], path: str, meta: dict) -> str:

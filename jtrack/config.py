@@ -79,6 +79,11 @@ class TrackerConfig:
     frames_short: int = 20          # negative memory (frames)
     long_interval: int = 10         # long-term update every N frames
     first_frame_weight: float = 1.0  # >1 trusts the first frame's positives more
+    # Ablation of MDNet's "old negatives are kept": when True, every online
+    # update first re-pools all stored negatives from the CURRENT frame's
+    # feature map, each box placed around the current target as it was around
+    # its own frame's target (region-once: no other frame's image is kept).
+    reextract_negatives: bool = False
     online_update: bool = True
 
     # --- optimiser (optax.multi_transform per layer) -----------------------
@@ -96,6 +101,10 @@ class TrackerConfig:
 
     # --- misc --------------------------------------------------------------
     success_threshold: float = 0.5  # target probability below this = "lost"
+    # When lost, keep the previous box instead of moving to the (unreliable)
+    # top-K mean; the search still widens. pytracking's DiMP also keeps its
+    # position when the target is "not_found". py-MDNet moves (False).
+    hold_on_failure: bool = True
     score_history: int = 10
 
     def __post_init__(self):
@@ -155,3 +164,70 @@ class TrackerConfig:
     def replace(self, **changes) -> "TrackerConfig":
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def _parse_value(text: str):
+    """A JSON value, with lists as tuples (config fields must be hashable);
+    text that is not JSON is taken as a bare string (``backbone=vggm``)."""
+    import json
+
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+    def tup(x):
+        return tuple(tup(i) for i in x) if isinstance(x, list) else x
+    return tup(v)
+
+
+def _check_types(config: TrackerConfig) -> None:
+    # Each value must have its default's type, so ``online_update=False``
+    # (a bare string) is an error naming the field, not a failure deep in jit.
+    for f in dataclasses.fields(TrackerConfig):
+        want, got = type(f.default), getattr(config, f.name)
+        if want not in (bool, int, float, str, tuple):
+            continue
+        if want is float:
+            ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+        else:
+            ok = isinstance(got, want) and (want is not int or not isinstance(got, bool))
+        if not ok:
+            hint = " (JSON: true/false)" if want is bool else ""
+            raise ValueError(f"{f.name}={got!r} is a {type(got).__name__}, "
+                             f"expected a {want.__name__}{hint}")
+
+
+def load_config(path: str | None = None, overrides=(), backbone: str | None = None
+                ) -> TrackerConfig:
+    """TrackerConfig from a JSON file of fields, ``field=value`` overrides
+    (JSON values; later ones win) and an optional backbone name.
+
+    Raises ValueError naming the problem: unreadable or invalid JSON, a
+    malformed override, an unknown field, a value of the wrong type or out of
+    range; OSError when ``path`` cannot be opened.
+    """
+    import json
+
+    fields: dict = {}
+    if path:
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"config file {path} is not valid JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold a JSON object of fields")
+        fields.update({k: _parse_value(json.dumps(v)) for k, v in data.items()})
+    for item in list(overrides) + ([f"backbone={backbone}"] if backbone else []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override expects field=value, got {item!r}")
+        fields[key.strip()] = _parse_value(value.strip())
+    known = {f.name for f in dataclasses.fields(TrackerConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown TrackerConfig fields: {unknown}")
+    config = TrackerConfig(**fields)
+    _check_types(config)
+    return config

@@ -2,8 +2,12 @@
 
 Positives are kept long term (``frames_long`` frames), negatives short term
 (``frames_short`` frames), as in MDNet. Features are stored once, when their
-frame is tracked, and never recomputed or rewritten afterwards ("do not update
-old negatives"): a slot is only overwritten when the ring wraps around.
+frame is tracked, and by default never recomputed or rewritten afterwards ("do
+not update old negatives"): a slot is only overwritten when the ring wraps
+around.
+The negatives' boxes are kept too, relative to the target box of their frame
+(``neg_rel``), so ``TrackerConfig.reextract_negatives`` can re-pool them
+around the current target from the current frame instead.
 The first frame's positives live in their own buffer so they can be kept and
 weighted (``TrackerConfig.first_frame_weight``).
 
@@ -11,6 +15,7 @@ Shapes (D = pooled feature size):
   first      (P0, D)        first_valid (P0,)
   pos        (Fl, P, D)     pos_valid   (Fl, P)    pos_frame (Fl,) int32
   neg        (Fs, N, D)     neg_valid   (Fs, N)    neg_frame (Fs,) int32
+  neg_rel    (Fs, N, 4)     boxes relative to their frame's target (boxes.to_relative)
 ``*_frame`` holds the frame index a slot was written at, -1 when empty.
 """
 
@@ -31,6 +36,7 @@ class SampleMemory:
     neg: jax.Array
     neg_valid: jax.Array
     neg_frame: jax.Array
+    neg_rel: jax.Array
     pos_writes: jax.Array  # () int32, total writes (slot = writes % Fl)
     neg_writes: jax.Array
 
@@ -48,6 +54,7 @@ def create(first: jax.Array, first_valid: jax.Array, frames_long: int,
         neg=jnp.zeros((frames_short, n_neg, d), dtype),
         neg_valid=jnp.zeros((frames_short, n_neg), bool),
         neg_frame=jnp.full((frames_short,), -1, jnp.int32),
+        neg_rel=jnp.zeros((frames_short, n_neg, 4), jnp.float32),
         pos_writes=jnp.zeros((), jnp.int32), neg_writes=jnp.zeros((), jnp.int32))
 
 
@@ -74,12 +81,18 @@ def write_positives(mem: SampleMemory, feats: jax.Array, valid: jax.Array,
 
 
 def write_negatives(mem: SampleMemory, feats: jax.Array, valid: jax.Array,
-                    frame_index, enabled=True) -> SampleMemory:
-    """Store one frame's negatives (N, D) in the next short-term slot (a no-op
-    where the boolean ``enabled`` is False)."""
+                    frame_index, rel_boxes: jax.Array | None = None,
+                    enabled=True) -> SampleMemory:
+    """Store one frame's negatives (N, D) in the next short-term slot, with
+    their boxes relative to the target (N, 4) if given (else zeros); a no-op
+    where the boolean ``enabled`` is False."""
+    slot = mem.neg_writes % mem.neg.shape[0]
+    rel = jnp.zeros(mem.neg_rel.shape[1:], jnp.float32) if rel_boxes is None else rel_boxes
+    rel = jnp.where(enabled, rel.astype(jnp.float32), mem.neg_rel[slot])
+    neg_rel = jax.lax.dynamic_update_index_in_dim(mem.neg_rel, rel, slot, 0)
     neg, nv, nf, nw = _put(mem.neg, mem.neg_valid, mem.neg_frame, mem.neg_writes,
                            feats, valid, frame_index, enabled)
-    return mem.replace(neg=neg, neg_valid=nv, neg_frame=nf, neg_writes=nw)
+    return mem.replace(neg=neg, neg_valid=nv, neg_frame=nf, neg_writes=nw, neg_rel=neg_rel)
 
 
 def positive_weights(mem: SampleMemory, frame_index, window,

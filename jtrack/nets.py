@@ -63,6 +63,21 @@ def get_backbone(name: str) -> Backbone:
     return _BACKBONES[name]()
 
 
+def linen_backbone(name: str, module: nn.Module, *, stride: float, offset: float,
+                   channels: int, init_side: int = 64) -> Backbone:
+    """A :class:`Backbone` from a flax linen module mapping
+    ``(…, H, W, 3) -> (…, h, w, C)``; ``init_side`` is the side of the dummy
+    image used to create the parameters (any size the module accepts)."""
+
+    def init(key):
+        return module.init(key, jnp.zeros((init_side, init_side, 3), jnp.float32))["params"]
+
+    def apply(params, image):
+        return module.apply({"params": params}, image)
+
+    return Backbone(name, init, apply, stride=stride, offset=offset, channels=channels)
+
+
 # ----------------------------------------------------------------------------
 # VGG-M conv1-3 (MDNet's trunk)
 
@@ -97,17 +112,10 @@ class VGGM(nn.Module):
 
 
 def _vggm() -> Backbone:
-    module = VGGM()
-
-    def init(key):
-        return module.init(key, jnp.zeros((107, 107, 3), jnp.float32))["params"]
-
-    def apply(params, image):
-        return module.apply({"params": params}, image)
-
     # Receptive field of conv3 is 75 px, total stride 16: cell 0 is centred
     # on the middle of the first 75-pixel window.
-    return Backbone("vggm", init, apply, stride=16.0, offset=37.5, channels=512)
+    return linen_backbone("vggm", VGGM(), stride=16.0, offset=37.5, channels=512,
+                          init_side=107)
 
 
 register_backbone("vggm", _vggm)

@@ -217,7 +217,8 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
                                 jnp.int32(0), config.frames_long, ks[7],
                                 config.iters_init)
     mem = memory.write_negatives(mem, neg_f[:config.n_neg_update],
-                                 neg_ok[:config.n_neg_update], jnp.int32(0))
+                                 neg_ok[:config.n_neg_update], jnp.int32(0),
+                                 B.to_relative(neg[:config.n_neg_update], box))
     return TrackerState(
         backbone=params["backbone"], head=head, opt_state=opt_state, memory=mem,
         bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
@@ -274,6 +275,8 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     if config.bbreg:
         refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
         box = jnp.where(success, refined, box)
+    if config.hold_on_failure:
+        box = jnp.where(success, box, state.box)
     # Invariant: the output box is finite, positive-size and inside the frame.
     box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
     box = _limit_shape(config, box, state.init_wh)
@@ -298,10 +301,13 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     # slot keeps its old content and the write head does not move.
     mem = memory.write_negatives(memory.write_positives(
         state.memory, sample_f[:config.n_pos_update], pos_ok, t, learning),
-        sample_f[config.n_pos_update:], neg_ok, t, learning)
+        sample_f[config.n_pos_update:], neg_ok, t, B.to_relative(neg, box), learning)
 
     # 3. online update (_update_head): short-term after a failure, long-term periodically
     do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
+    if config.reextract_negatives:
+        mem = jax.lax.cond(do_update, lambda m: _reextract_negatives(
+            config, m, fmap, rbox, area, box), lambda m: m, mem)
     widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
                                                 config.max_widen)).astype(jnp.float32)
     new_state = state.replace(
@@ -311,6 +317,24 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     out = TrackOutput(box=box, score=score, success=success, updated=do_update,
                       region=rbox, top_boxes=top_boxes, top_scores=top_p)
     return new_state, out, k_upd
+
+
+def _reextract_negatives(config: TrackerConfig, mem: memory.SampleMemory,
+                         fmap: jax.Array, rbox: jax.Array, area: jax.Array,
+                         box: jax.Array) -> memory.SampleMemory:
+    """``reextract_negatives``: every stored negative re-pooled from this
+    frame's feature map ``fmap`` (of region ``rbox``), placed around ``box``
+    as it was around its own frame's target and clipped to ``area`` like new
+    negatives. py-MDNet never does this (it keeps old features; re-cropping
+    old frames would need their images); the region-once equivalent is this
+    frame's appearance at the old negatives' relative placements. Validity
+    is kept as stored (the IoU to the target is unchanged by the relative
+    placement, up to the clipping)."""
+    boxes = _clip_to_area(B.from_relative(mem.neg_rel.reshape(-1, 4), box), area,
+                          config.min_box_size)
+    feats = pool_features(config, fmap, region.to_region(boxes, rbox, config.region_size))
+    feats = jnp.where(jnp.isfinite(feats), feats, 0.0)
+    return mem.replace(neg=feats.reshape(mem.neg.shape).astype(mem.neg.dtype))
 
 
 def _update_head(config: TrackerConfig, state: TrackerState, success: jax.Array,

@@ -279,13 +279,33 @@ def test_unknown_flags_and_config_fields_of_the_cli(tmp_path):
     assert r.returncode != 0
     assert "Unknown command line flag 'max_frame'" in r.stderr
     assert "Did you mean: max_frames" in r.stderr
-    from experiments.run import build_config
+    from jtrack.config import load_config as build_config
     with pytest.raises(ValueError, match=r"unknown TrackerConfig fields: \['lr_initt'\]"):
         build_config(None, ["lr_initt=0.1"])
     with pytest.raises(ValueError, match=r"expects field=value, got 'lr_init'"):
         build_config(None, ["lr_init"])
     with pytest.raises(ValueError, match=r"lr_init must be finite and >= 0"):
         build_config(None, ["lr_init=-1"])
+
+
+def test_config_file_errors_name_the_problem(tmp_path):
+    from jtrack.config import load_config
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        load_config(str(bad))
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        load_config(str(bad))
+    with pytest.raises(OSError):
+        load_config(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match=r"online_update='False' is a str.*true/false"):
+        load_config(None, ["online_update=False"])
+    good = tmp_path / "good.json"
+    good.write_text('{"n_candidates": 64, "layer_lr": [["fc6", 1.0]]}')
+    cfg = load_config(str(good), ["n_candidates=128"], backbone="vggm")
+    assert (cfg.n_candidates, cfg.layer_lr, cfg.backbone) == (128, (("fc6", 1.0),), "vggm")
 
 
 def _pymdnet_state():

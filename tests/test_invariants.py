@@ -233,3 +233,24 @@ def test_a_frame_smaller_than_the_target_box(params):
         assert b[0] >= 0 and b[1] >= 0 and b[0] + b[2] <= 20 + 1e-3 and b[1] + b[3] <= 16 + 1e-3, b
         assert b[2] >= 4 - 1e-4 and b[3] >= 4 - 1e-4, b
         _assert_finite_tree(state, "state after a small frame")
+
+
+def test_a_lost_target_holds_the_previous_box(params):
+    """success_threshold=1 makes every frame "lost": with hold_on_failure the
+    box stays put (and the search widens); without it the box follows the
+    top-K mean of the candidates."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, H, W, 3), dtype=np.uint8)
+    box = np.array([30.0, 20.0, 16.0, 14.0], np.float32)
+    moved = []
+    for hold in (True, False):
+        cfg = CONFIG.replace(success_threshold=1.0 - 1e-6, hold_on_failure=hold)
+        state = jtrack.init(cfg, params, frames[0], box, jax.random.key(0))
+        for f in frames[1:]:
+            before = np.asarray(state.box)
+            state, out = jtrack.step(cfg, state, f)
+            assert not bool(out.success)
+            moved.append(float(np.abs(np.asarray(out.box) - before).max()))
+        assert float(state.widen) > 1.0
+    assert max(moved[:2]) < 1e-4, moved   # held
+    assert min(moved[2:]) > 0.1, moved    # followed the candidates

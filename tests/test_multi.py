@@ -229,7 +229,7 @@ def test_disabled_memory_write_is_a_no_op_also_vmapped():
     mem = memory.write_positives(mem, jnp.full((2, 4), 5.0), jnp.ones(2, bool), 1)
     same = memory.write_negatives(memory.write_positives(
         mem, jnp.full((2, 4), 7.0), jnp.ones(2, bool), 2, False),
-        jnp.full((3, 4), 7.0), jnp.ones(3, bool), 2, jnp.asarray(False))
+        jnp.full((3, 4), 7.0), jnp.ones(3, bool), 2, jnp.ones((3, 4)), enabled=jnp.asarray(False))
     _leaves_close(same, mem, 0.0)
     stacked = jax.tree.map(lambda x: jnp.stack([x, x]), mem)
     both = jax.vmap(lambda m, on: memory.write_positives(

@@ -9,7 +9,6 @@ import os
 import flax.linen as nn
 import imageio.v3 as iio
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -28,10 +27,8 @@ class _TinyConv(nn.Module):
 
 
 def _tiny_backbone():
-    m = _TinyConv()
-    return nets.Backbone(
-        "pretrain_test_tiny", lambda k: m.init(k, jnp.zeros((1, 48, 48, 3)))["params"],
-        lambda p, x: m.apply({"params": p}, x), stride=2.0, offset=2.0, channels=16)
+    return nets.linen_backbone("pretrain_test_tiny", _TinyConv(), stride=2.0, offset=2.0,
+                               channels=16, init_side=48)
 
 
 nets.register_backbone("pretrain_test_tiny", _tiny_backbone)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jtrack
-from jtrack.nets import Backbone, register_backbone
+from jtrack.nets import Backbone, linen_backbone, register_backbone
 
 NAME = "tiny_patch4_test"
 
@@ -31,15 +31,7 @@ class _Tiny(nn.Module):
 
 
 def _tiny() -> Backbone:
-    module = _Tiny()
-
-    def init(key):
-        return module.init(key, jnp.zeros((16, 16, 3), jnp.float32))["params"]
-
-    def apply(params, image):
-        return module.apply({"params": params}, image)
-
-    return Backbone(NAME, init, apply, stride=4.0, offset=2.0, channels=16)
+    return linen_backbone(NAME, _Tiny(), stride=4.0, offset=2.0, channels=16, init_side=16)
 
 
 register_backbone(NAME, _tiny)

@@ -9,9 +9,8 @@ and first experiments with the API compile and run in seconds.
 from __future__ import annotations
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-from jtrack.nets import Backbone, register_backbone
+from jtrack.nets import Backbone, linen_backbone, register_backbone
 
 
 class SmallCNN(nn.Module):
@@ -23,16 +22,8 @@ class SmallCNN(nn.Module):
 
 
 def small_cnn() -> Backbone:
-    module = SmallCNN()
-
-    def init(key):
-        return module.init(key, jnp.zeros((64, 64, 3), jnp.float32))["params"]
-
-    def apply(params, image):
-        return module.apply({"params": params}, image)
-
     # Cell 0 sees region pixels [0, 8): its centre is 4.0 (pixel i covers [i, i+1)).
-    return Backbone("small_cnn", init, apply, stride=8.0, offset=4.0, channels=32)
+    return linen_backbone("small_cnn", SmallCNN(), stride=8.0, offset=4.0, channels=32)
 
 
 register_backbone("small_cnn", small_cnn)

@@ -13,13 +13,14 @@ from jtrack.eval.otb import IOU_THRESHOLDS, PIXEL_THRESHOLDS
 
 
 def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
-             title: str = "OPE") -> list[str]:
+             title: str = "OPE", prefix: str = "") -> list[str]:
     """Write ``success.png`` and ``precision.png`` comparing trackers.
 
     Args:
       curves: tracker name -> ``{"success": (21,), "precision": (51,)}``
         dataset curves (:func:`jtrack.eval.otb.mean_curves`).
       out_dir: output folder.
+      prefix: file-name prefix (``<prefix>success.png``).
     Returns:
       the two PNG paths. Legends are sorted best first and show AUC /
       precision@20 px, as the OTB toolkit's plots.
@@ -36,14 +37,17 @@ def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
              ("precision", PIXEL_THRESHOLDS, "Location error threshold (px)", "Precision",
               lambda c: float(c[20]), "Precision plots of " + title)]
     for key, xs, xlabel, ylabel, score, ttl in specs:
-        fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+        many = len(curves) > 8  # ablations: bigger figure, styles cycle past 10 colours
+        fig, ax = plt.subplots(figsize=(7, 5.5) if many else (5, 4), dpi=100)
         ranked = sorted(curves.items(), key=lambda kv: -score(np.asarray(kv[1][key])))
-        for name, c in ranked:
-            ax.plot(xs, np.asarray(c[key]), label=f"{name} [{score(np.asarray(c[key])):.3f}]")
+        for i, (name, c) in enumerate(ranked):
+            ax.plot(xs, np.asarray(c[key]), ("-", "--", ":")[(i // 10) % 3],
+                    label=f"{name} [{score(np.asarray(c[key])):.3f}]")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=ttl, xlim=(xs[0], xs[-1]), ylim=(0, 1))
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left" if key == "success" else "lower right", fontsize=8)
-        path = os.path.join(out_dir, key + ".png")
+        ax.legend(loc="lower left" if key == "success" else "lower right",
+                  fontsize=7 if many else 8)
+        path = os.path.join(out_dir, prefix + key + ".png")
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         plt.close(fig)

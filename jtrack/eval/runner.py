@@ -56,6 +56,7 @@ class RunSpec:
       progress: show tqdm bars.
       eao_range: ``(lo, hi)`` sequence lengths for EAO (default
         :func:`jtrack.eval.vot.default_eao_range`).
+      plots: write success/precision PNGs (OPE).
     """
 
     dataset: str
@@ -68,6 +69,7 @@ class RunSpec:
     max_workers: int | None = None
     progress: bool = True
     eao_range: tuple[int, int] | None = None
+    plots: bool = True
 
     def __post_init__(self):
         if not self.seeds:
@@ -315,7 +317,7 @@ def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
             if not is_done(seed_dir(spec, seed), s)]
     errors = run_jobs(tracker, jobs, protocol, max_workers=spec.max_workers,
                       progress=spec.progress)
-    summary = score_and_report(spec, sequences, protocol)
+    summary = score_and_report(spec, sequences, protocol, plots=spec.plots)
     summary["skipped_done"] = len(sequences) * len(spec.seeds) - len(jobs)
     if errors:
         msg = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors)
