@@ -242,7 +242,7 @@ def test_quick_ablation_run_on_a_real_sequence(tmp_path):
     if not os.path.isdir(os.path.join(DATA, "otb", "Crossing")):
         pytest.skip("../shared/data/otb/Crossing is missing")
     out = tmp_path / "abl"
-    cmd = [sys.executable, "-m", "experiments.ablate", "--variants=full,no_bbreg",
+    cmd = [sys.executable, "-m", "experiments.ablate", "--variants=full,no_online_update",
            "--datasets=otb:" + os.path.join(DATA, "otb"), "--sequences=Crossing",
            "--seeds=0", "--max_frames=6", f"--results_dir={out}/runs",
            f"--plots_dir={out}", f"--doc={out}/results.md", "--compilation_cache="]
@@ -254,9 +254,9 @@ def test_quick_ablation_run_on_a_real_sequence(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert elapsed < 60, f"quick ablation took {elapsed:.0f} s"
     doc = (out / "results.md").read_text()
-    assert "`full`" in doc and "`no_bbreg`" in doc and "reference" in doc
+    assert "`full`" in doc and "`no_online_update`" in doc and "reference" in doc
     assert "<!-- reading:start -->" in doc and (out / "success.png").is_file()
-    for v in ("full", "no_bbreg"):
+    for v in ("full", "no_online_update"):
         assert (out / "runs" / v / "otb" / "Crossing.txt").is_file()
     # the result files re-score with the evaluation module to the table's numbers
     from jtrack.data import load_dataset
@@ -268,6 +268,8 @@ def test_quick_ablation_run_on_a_real_sequence(tmp_path):
     # a second run resumes: nothing is tracked again, the reading is kept
     (out / "results.md").write_text(doc.replace(
         "(No reading written yet", "MY READING (No reading written yet"))
+    mtime = os.path.getmtime(out / "runs" / "full" / "otb" / "Crossing.txt")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MY READING" in (out / "results.md").read_text()
+    assert os.path.getmtime(out / "runs" / "full" / "otb" / "Crossing.txt") == mtime
