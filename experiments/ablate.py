@@ -56,24 +56,10 @@ _FORWARD = ("datasets", "seeds", "sequences", "max_frames", "config_override", "
 READING_START, READING_END = "<!-- reading:start -->", "<!-- reading:end -->"
 
 
-def _build_config(overrides) -> "TrackerConfig":
+def _build_config(overrides):
     """Base TrackerConfig from ``field=value`` overrides (JSON values)."""
-    try:  # the library's parser, once build_config has moved into jtrack.config
-        from jtrack.config import load_config
-    except ImportError:  # until then: importing experiments.run would redefine our flags
-        import json
+    from jtrack.config import load_config
 
-        from jtrack.config import TrackerConfig
-
-        def value(text):
-            try:
-                v = json.loads(text)
-            except json.JSONDecodeError:
-                return text
-            return tuple(v) if isinstance(v, list) else v
-
-        return TrackerConfig(**{k.strip(): value(v.strip()) for k, _, v in
-                                (o.partition("=") for o in overrides)})
     return load_config(None, list(overrides))
 
 
