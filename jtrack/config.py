@@ -102,9 +102,12 @@ class TrackerConfig:
     # --- misc --------------------------------------------------------------
     success_threshold: float = 0.5  # target probability below this = "lost"
     # When lost, keep the previous box instead of moving to the (unreliable)
-    # top-K mean; the search still widens. pytracking's DiMP also keeps its
-    # position when the target is "not_found". py-MDNet moves (False).
-    hold_on_failure: bool = True
+    # top-K mean (pytracking's DiMP keeps its position when "not_found");
+    # the search still widens. Off = py-MDNet. Measured in docs/results.md:
+    # it helps where the target changes shape and the classifier loses it
+    # (Diving), it hurts where the target is lost while moving fast and then
+    # leaves the frame (the box waits where it was lost, not at the exit).
+    hold_on_failure: bool = False
     score_history: int = 10
 
     def __post_init__(self):

@@ -254,3 +254,18 @@ def test_sigkill_halfway_then_rerun(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.getmtime(os.path.join(out, "Alpha.txt")) == past
     assert all(os.path.exists(os.path.join(out, f"{n}.txt")) for n in NAMES)
+
+
+def test_a_config_field_added_later_at_its_default_keeps_finished_runs():
+    import dataclasses
+
+    from jtrack.config import TrackerConfig
+    from jtrack.eval.runner import _same_config
+
+    new = dataclasses.asdict(TrackerConfig())
+    old = {k: v for k, v in new.items() if k != "hold_on_failure"}  # written before the knob
+    assert _same_config(old, new)
+    assert not _same_config(old, {**new, "hold_on_failure": True})   # knob changed: redo
+    assert not _same_config({**old, "n_candidates": 64}, new)        # a recorded field differs
+    assert not _same_config(new, old)                                # a field went away
+    assert not _same_config({"v": 1}, {"v": 1, "w": 2})              # not a TrackerConfig field

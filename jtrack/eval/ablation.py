@@ -74,6 +74,8 @@ VARIANTS: tuple[Variant, ...] = (
             "at each update (default: kept)", (("reextract_negatives", True),)),
     Variant("first_frame_x10", "older samples trusted more: first-frame positives "
             "weighted 10x (default: uniform)", (("first_frame_weight", 10.0),)),
+    Variant("hold_on_failure", "a lost target keeps its previous box (default: moves to "
+            "the top-5 mean, as py-MDNet)", (("hold_on_failure", True),)),
     Variant("region_2x", "search region 2x the box (default 3x)", (("region_scale", 2.0),)),
     Variant("region_4x", "search region 4x the box (default 3x)", (("region_scale", 4.0),)),
     Variant("cand_64", "64 candidates (default 256)", (("n_candidates", 64),)),

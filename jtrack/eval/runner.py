@@ -223,6 +223,24 @@ def write_json(path: str, obj) -> None:
     atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
+def _same_config(old, new) -> bool:
+    """Whether results recorded with config ``old`` stand for config ``new``.
+    A TrackerConfig field added to jtrack after the results were written
+    counts as equal when ``new`` has its default (new knobs default to the
+    old behaviour), so adding a knob does not invalidate finished runs."""
+    if old == new:
+        return True
+    if not (isinstance(old, dict) and isinstance(new, dict)) or set(old) - set(new):
+        return False
+    import dataclasses
+
+    from jtrack.config import TrackerConfig
+
+    defaults = _jsonable(dataclasses.asdict(TrackerConfig()))
+    return (all(old[k] == new[k] for k in old)
+            and all(k in defaults and new[k] == defaults[k] for k in set(new) - set(old)))
+
+
 def _check_experiment(spec: RunSpec, tracker: Tracker, kind: str, protocol: str) -> None:
     """Record what produced the results; refuse to mix results of another
     tracker config or protocol into the same folder."""
@@ -233,8 +251,10 @@ def _check_experiment(spec: RunSpec, tracker: Tracker, kind: str, protocol: str)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             old = json.load(f)
-        keys = ("dataset", "protocol", "max_frames", "tracker", "tracker_config")
+        keys = ("dataset", "protocol", "max_frames", "tracker")
         diff = [k for k in keys if old.get(k) != record[k]]
+        if not _same_config(old.get("tracker_config"), record["tracker_config"]):
+            diff.append("tracker_config")
         if diff:
             raise ValueError(f"{spec.results_dir} holds results of a different experiment "
                              f"(differs in {', '.join(diff)}); use another results_dir")
