@@ -27,9 +27,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jtrack import bbreg as bbreg_lib
 from jtrack import boxes as B
-from jtrack import learn, memory, nets, region, sampling
+from jtrack import memory, nets, region, sampling
 from jtrack import tracker as T
 from jtrack.config import TrackerConfig
 
@@ -67,34 +66,16 @@ def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
 
     cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
                               config.trans * state.widen, config.scale, config.aspect)
-    cands = B.clip_to_image(cands, image_wh, config.min_box_size)
+    cands = B.clip_to_image(T._limit_shape(config, cands, state.init_wh), image_wh,
+                            config.min_box_size)
     feats = percrop_features(config, state.backbone, frame, cands)
-    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
-    probs = jnp.where(jnp.isfinite(probs), probs, 0.0)
-    top_p, top_i = jax.lax.top_k(probs, config.top_k)
-    top_boxes = cands[top_i]
-    keep = T._median_inliers(config, top_boxes)
-    score = jnp.mean(top_p)
-    success = score > config.success_threshold
-    box = T._masked_mean(top_boxes, keep)
-    if config.bbreg:
-        refined = T._masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
-        box = jnp.where(success, refined, box)
-    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
-    box = B.clip_to_image(box, image_wh, config.min_box_size)
+    box, score, success, top_boxes, top_p = T._pick_box(config, state, cands, feats, image_wh)
 
     # Training samples: py-MDNet crops these too, only on frames where the
     # target was found (lax.cond: the crops are skipped otherwise).
-    pos, pos_ok = sampling.select_by_iou(
-        k_ps, B.clip_to_image(sampling.gaussian(
-            k_pos, box, 2 * config.n_pos_update, config.pos_trans, config.pos_scale),
-            image_wh, config.min_box_size),
-        box, config.pos_iou_update, 1.0, config.n_pos_update)
-    neg, neg_ok = sampling.select_by_iou(
-        k_ns, B.clip_to_image(sampling.uniform(
-            k_neg, box, 2 * config.n_neg_update, config.neg_trans_update,
-            config.neg_scale_update), image_wh, config.min_box_size),
-        box, 0.0, config.neg_iou_update, config.n_neg_update)
+    image_box = jnp.concatenate([jnp.zeros(2), image_wh])
+    pos, pos_ok, neg, neg_ok = T._training_boxes(config, (k_pos, k_ps, k_neg, k_ns), box,
+                                                 image_wh, image_box)
     learning = success & config.online_update
 
     def store(mem):

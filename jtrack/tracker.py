@@ -132,6 +132,52 @@ def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(x * w, 0) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+def _pick_box(config: TrackerConfig, state: TrackerState, cands: jax.Array,
+              feats: jax.Array, image_wh: jax.Array):
+    """The new box from scored candidates: mean of the top-K after outlier
+    rejection, refined by bbreg when the target is found (held when lost and
+    ``hold_on_failure``), kept finite, within the shape limits and inside the
+    frame. ``cands`` (N, 4) xywh, ``feats`` (N, D) their pooled features.
+    Returns box (4,), score (), success (), top_boxes (K, 4), top_scores (K,)."""
+    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
+    probs = jnp.where(jnp.isfinite(probs), probs, 0.0)  # NaN never ranks or scores
+    top_p, top_i = jax.lax.top_k(probs, config.top_k)
+    top_boxes = cands[top_i]
+    keep = _median_inliers(config, top_boxes)
+    score = jnp.mean(top_p)
+    success = score > config.success_threshold
+    box = _masked_mean(top_boxes, keep)
+    if config.bbreg:
+        refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
+        box = jnp.where(success, refined, box)
+    if config.hold_on_failure:
+        box = jnp.where(success, box, state.box)
+    # Invariant: the output box is finite, positive-size and inside the frame.
+    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
+    box = _limit_shape(config, box, state.init_wh)
+    box = B.clip_to_image(box, image_wh, config.min_box_size)
+    return box, score, success, top_boxes, top_p
+
+
+def _training_boxes(config: TrackerConfig, keys, box: jax.Array, image_wh: jax.Array,
+                    neg_area: jax.Array):
+    """Positives (Gaussian, IoU >= pos_iou_update) and negatives (uniform, IoU
+    <= neg_iou_update, clipped to ``neg_area`` xywh) around ``box`` for the
+    memory. Returns pos (P, 4), pos_ok (P,), neg (N, 4), neg_ok (N,)."""
+    k_pos, k_ps, k_neg, k_ns = keys
+    pos, pos_ok = sampling.select_by_iou(
+        k_ps, B.clip_to_image(sampling.gaussian(
+            k_pos, box, 2 * config.n_pos_update, config.pos_trans, config.pos_scale),
+            image_wh, config.min_box_size),
+        box, config.pos_iou_update, 1.0, config.n_pos_update)
+    neg, neg_ok = sampling.select_by_iou(
+        k_ns, _clip_to_area(sampling.uniform(
+            k_neg, box, 2 * config.n_neg_update, config.neg_trans_update,
+            config.neg_scale_update), neg_area, config.min_box_size),
+        box, 0.0, config.neg_iou_update, config.n_neg_update)
+    return pos, pos_ok, neg, neg_ok
+
+
 def _train(config, optimizer, head, opt_state, mem, frame_index, window, key, iters):
     pos_w = memory.positive_weights(mem, frame_index, window, config.first_frame_weight)
     neg_w = memory.negative_weights(mem)
@@ -264,36 +310,12 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     cands = B.clip_to_image(_limit_shape(config, cands, state.init_wh), image_wh,
                             config.min_box_size)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
-    probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
-    probs = jnp.where(jnp.isfinite(probs), probs, 0.0)  # NaN never ranks or scores
-    top_p, top_i = jax.lax.top_k(probs, config.top_k)
-    top_boxes = cands[top_i]
-    keep = _median_inliers(config, top_boxes)
-    score = jnp.mean(top_p)
-    success = score > config.success_threshold
-    box = _masked_mean(top_boxes, keep)
-    if config.bbreg:
-        refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
-        box = jnp.where(success, refined, box)
-    if config.hold_on_failure:
-        box = jnp.where(success, box, state.box)
-    # Invariant: the output box is finite, positive-size and inside the frame.
-    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
-    box = _limit_shape(config, box, state.init_wh)
-    box = B.clip_to_image(box, image_wh, config.min_box_size)
+    box, score, success, top_boxes, top_p = _pick_box(config, state, cands, feats, image_wh)
 
     # 2. collect samples around the new box from the same feature map
     area = region.intersect(rbox, image_box)
-    pos, pos_ok = sampling.select_by_iou(
-        k_ps, B.clip_to_image(sampling.gaussian(
-            k_pos, box, 2 * config.n_pos_update, config.pos_trans, config.pos_scale),
-            image_wh, config.min_box_size),
-        box, config.pos_iou_update, 1.0, config.n_pos_update)
-    neg, neg_ok = sampling.select_by_iou(
-        k_ns, _clip_to_area(sampling.uniform(
-            k_neg, box, 2 * config.n_neg_update, config.neg_trans_update,
-            config.neg_scale_update), area, config.min_box_size),
-        box, 0.0, config.neg_iou_update, config.n_neg_update)
+    pos, pos_ok, neg, neg_ok = _training_boxes(config, (k_pos, k_ps, k_neg, k_ns), box,
+                                               image_wh, area)
     sample_f = pool_features(config, fmap, region.to_region(
         jnp.concatenate([pos, neg]), rbox, size))
     learning = success & config.online_update & jnp.all(jnp.isfinite(sample_f))
