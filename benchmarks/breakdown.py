@@ -231,11 +231,8 @@ def main(argv=None) -> dict:
     common.enable_compile_cache(a.compile_cache)
     config = common.config(a.tiny)
     r = run(a.sequence, a.repeats, whole_frames=a.whole_frames, config=config)
-    print(common.machine_line(common.machine()))
-    print(f"{r['sequence']} {r['frame_hw'][1]}x{r['frame_hw'][0]}, median of {a.repeats}")
-    print(table(r))
-    print("wrote", common.write_results(a.out, "breakdown", r))
-    return r
+    heading = f"{r['sequence']} {r['frame_hw'][1]}x{r['frame_hw'][0]}, median of {a.repeats}"
+    return common.report(a.out, "breakdown", r, heading, table(r))
 
 
 if __name__ == "__main__":

@@ -302,3 +302,14 @@ def stage(msg: str):
     print(f"[{msg} ...]", file=sys.stderr, flush=True)
     yield
     print(f"[{msg}: {time.perf_counter() - t0:.1f}s]", file=sys.stderr, flush=True)
+
+
+def report(out_dir: str, name: str, results: dict, heading: str, table_text: str) -> dict:
+    """Print the machine line, ``heading`` and ``table_text``, write
+    ``results`` as ``<out_dir>/<name>.json`` and return them (the common tail
+    of every benchmark's ``main``)."""
+    print(machine_line(machine()))
+    print(heading)
+    print(table_text)
+    print("wrote", write_results(out_dir, name, results))
+    return results

@@ -146,11 +146,9 @@ def main(argv=None):
         print(json.dumps(child(json.loads(a.child), a.tiny, a.sequence, a.frames)))
         return None
     r = run(a.tiny, a.sequence, a.frames, a.compile_cache)
-    print(common.machine_line(common.machine()))
-    print(f"{r['sequence']}, {r['frames']} tracked frames per configuration (one process each)")
-    print(table(r))
-    print("wrote", common.write_results(a.out, "memory", r))
-    return r
+    heading = (f"{r['sequence']}, {r['frames']} tracked frames per configuration "
+               "(one process each)")
+    return common.report(a.out, "memory", r, heading, table(r))
 
 
 if __name__ == "__main__":

@@ -129,12 +129,9 @@ def main(argv=None):
     points = [_run_child(int(d), args) for d in a.devices.split(",")]
     derive(points)
     r = {"sequences": seqs, "frames": a.frames, "warmup": a.warmup, "points": points}
-    print(common.machine_line(common.machine()))
-    print(f"{len(seqs)} sequences in lock-step, {a.frames} timed frames each after "
-          f"{a.warmup} warm-up; efficiency = frames/s(D) / (D x frames/s(1))")
-    print(table(r))
-    print("wrote", common.write_results(a.out, "multi_device", r))
-    return r
+    heading = (f"{len(seqs)} sequences in lock-step, {a.frames} timed frames each after "
+               f"{a.warmup} warm-up; efficiency = frames/s(D) / (D x frames/s(1))")
+    return common.report(a.out, "multi_device", r, heading, table(r))
 
 
 if __name__ == "__main__":

@@ -125,12 +125,9 @@ def main(argv=None):
     common.enable_compile_cache(a.compile_cache)
     cands = [int(c) for c in a.candidates.split(",")]
     r = run(cands, _parse_sizes(a.sizes), a.sequence, a.frames, a.warmup, a.tiny)
-    print(common.machine_line(common.machine()))
-    print(f"{r['sequence']} frames, median of {r['frames']} frames per point after "
-          f"{r['warmup']} warm-up frames")
-    print(table(r))
-    print("wrote", common.write_results(a.out, "scaling", r))
-    return r
+    heading = (f"{r['sequence']} frames, median of {r['frames']} frames per point after "
+               f"{r['warmup']} warm-up frames")
+    return common.report(a.out, "scaling", r, heading, table(r))
 
 
 if __name__ == "__main__":
