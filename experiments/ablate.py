@@ -56,13 +56,6 @@ _FORWARD = ("datasets", "seeds", "sequences", "max_frames", "config_override", "
 READING_START, READING_END = "<!-- reading:start -->", "<!-- reading:end -->"
 
 
-def _build_config(overrides):
-    """Base TrackerConfig from ``field=value`` overrides (JSON values)."""
-    from jtrack.config import load_config
-
-    return load_config(None, list(overrides))
-
-
 def parse_datasets(items) -> list[tuple[str, str, str]]:
     """``kind:root`` -> (label, kind, root); the label is the kind (plus a
     counter when a kind repeats)."""
@@ -272,7 +265,9 @@ def main(argv):
 
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    base = _build_config(FLAGS.config_override)
+    from jtrack.config import load_config
+
+    base = load_config(None, FLAGS.config_override)
     variants = ablation.select(FLAGS.variants)
     datasets = []
     for label, kind, root in parse_datasets(FLAGS.datasets):
