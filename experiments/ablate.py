@@ -140,11 +140,31 @@ def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
     return summary
 
 
-def run_in_processes(variants, n: int) -> None:
-    """Run the variants round-robin (slowest first: they are listed first)
-    in ``n`` worker processes of this command, writing the same result
-    folders; failures are left for the scoring pass to report."""
+def _measured_wall_s(variants) -> dict[str, float]:
+    """Wall time of each variant's last run that tracked (its timing.json)."""
+    out = {}
+    for v in variants:
+        path = os.path.join(FLAGS.results_dir, v.name, "timing.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                out[v.name] = float(json.load(f)["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return out
+
+
+def run_in_processes(variants, n: int, launch=None) -> list[str]:
+    """Run each variant in its own worker process of this command, at most
+    ``n`` at a time, slowest first (measured times of an earlier run, else
+    :attr:`Variant.cost`): a free worker always takes the longest job left,
+    so one slow variant does not finish last on a busy worker. Workers write
+    the same result folders as a single process; failures are logged and left
+    for the scoring pass to report. ``launch(argv) -> returncode`` runs one
+    worker (a subprocess by default). Returns the variant names in start order.
+    """
     import subprocess
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     args = []
     for name in _FORWARD:
@@ -157,14 +177,25 @@ def run_in_processes(variants, n: int) -> None:
             args.append(f"--{name}={','.join(map(str, value))}")
         else:
             args.append(f"--{name}={value}")
-    chunks = [variants[i::n] for i in range(n)]
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.ablate", "--doc=",
-                               "--plots_dir=", "--processes=1",
-                               "--variants=" + ",".join(v.name for v in chunk)] + args)
-             for chunk in chunks if chunk]
-    for p in procs:
-        if p.wait() != 0:
-            logging.error("worker process %s exited with %s", p.args[-1], p.returncode)
+    if launch is None:
+        def launch(argv):
+            return subprocess.call(argv)
+    ordered = ablation.slowest_first(variants, _measured_wall_s(variants))
+    started, lock = [], threading.Lock()
+
+    def work(v):
+        with lock:
+            started.append(v.name)
+        argv = [sys.executable, "-m", "experiments.ablate", "--doc=", "--plots_dir=",
+                "--processes=1", f"--variants={v.name}"] + args
+        rc = launch(argv)
+        if rc != 0:
+            logging.error("worker process for %s exited with %s", v.name, rc)
+
+    # The pool's queue is FIFO: variants start in the order given.
+    with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
+        list(pool.map(work, ordered))
+    return started
 
 
 def _machine() -> str:

@@ -67,6 +67,51 @@ def test_select_keeps_order_and_rejects_unknown_names():
         ablation.select(["full", "nope"])
 
 
+def test_slowest_first_uses_measured_times_then_cost_hints():
+    vs = ablation.select(["full", "vggm_random", "opencv_kcf", "one_lr", "cand_64"])
+    # no measurements: cost hints alone (vggm 6x, baselines 0.05x), stable otherwise
+    assert [v.name for v in ablation.slowest_first(vs)] == [
+        "vggm_random", "full", "one_lr", "cand_64", "opencv_kcf"]
+    # measured times win; unmeasured ones are scaled by the median s/cost
+    order = ablation.slowest_first(vs, {"full": 100.0, "one_lr": 300.0, "cand_64": 50.0})
+    assert [v.name for v in order] == ["vggm_random", "one_lr", "full", "cand_64", "opencv_kcf"]
+    order = ablation.slowest_first(vs, {"vggm_random": 10.0, "full": 100.0})
+    assert order[0].name == "full" and order[-2].name == "vggm_random"
+
+
+def test_processes_hand_the_longest_job_to_the_first_free_worker(tmp_path):
+    import threading
+    import time
+
+    from absl import flags as absl_flags
+
+    import experiments.ablate as ablate_main
+
+    fl = absl_flags.FLAGS
+    if not fl.is_parsed():
+        fl(["ablate", f"--results_dir={tmp_path}"])
+    else:
+        fl.results_dir = str(tmp_path)
+    vs = ablation.select(["full", "one_lr", "vggm_random", "opencv_mil", "cand_64"])
+    running, peak, lock = [0], [0], threading.Lock()
+    seen = []
+
+    def launch(argv):
+        name = [a for a in argv if a.startswith("--variants=")][0].split("=", 1)[1]
+        with lock:
+            seen.append(name)
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return 1 if name == "cand_64" else 0  # a failure is logged, not raised
+
+    started = ablate_main.run_in_processes(vs, 2, launch=launch)
+    assert started[0] == "vggm_random" and started[-1] == "opencv_mil"
+    assert sorted(seen) == sorted(v.name for v in vs) and peak[0] == 2
+
+
 # ----------------------------------------------------------------------------
 # aggregation and table on synthetic result files
 

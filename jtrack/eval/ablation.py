@@ -35,12 +35,15 @@ class Variant:
       description: what differs from the full tracker.
       overrides: ``(field, value)`` pairs applied to the base TrackerConfig.
       baseline: a ``BASELINES`` key: run that tracker instead of jtrack.
+      cost: rough run time relative to the full tracker, for scheduling
+        (slowest first) when no measured time of an earlier run exists.
     """
 
     name: str
     description: str
     overrides: tuple[tuple[str, Any], ...] = ()
     baseline: str | None = None
+    cost: float = 1.0
 
     @property
     def stochastic(self) -> bool:
@@ -81,11 +84,14 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("cand_64", "64 candidates (default 256)", (("n_candidates", 64),)),
     Variant("cand_1024", "1024 candidates (default 256)", (("n_candidates", 1024),)),
     Variant("vggm_random", "VGG-M conv1-3 with random weights (default: ImageNet "
-            "EfficientNet-Lite0)", (("backbone", "vggm"),)),
+            "EfficientNet-Lite0)", (("backbone", "vggm"),), cost=6.0),
     Variant("no_bbreg", "no bounding-box regression", (("bbreg", False),)),
-    Variant("opencv_csrt", "OpenCV CSRT (classic baseline)", baseline="csrt"),
-    Variant("opencv_kcf", "OpenCV KCF (classic baseline)", baseline="kcf"),
-    Variant("opencv_mil", "OpenCV MIL (classic baseline)", baseline="mil"),
+    Variant("opencv_csrt", "OpenCV CSRT (classic baseline)", baseline="csrt",
+            cost=0.05),
+    Variant("opencv_kcf", "OpenCV KCF (classic baseline)", baseline="kcf",
+            cost=0.05),
+    Variant("opencv_mil", "OpenCV MIL (classic baseline)", baseline="mil",
+            cost=0.05),
 )
 REFERENCE = "full"
 
@@ -101,6 +107,25 @@ def select(names: Iterable[str] | None = None,
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {sorted(by_name)}")
     return [by_name[n] for n in names]
+
+
+def slowest_first(variants: Seq[Variant], measured: Mapping[str, float] | None = None,
+                  ) -> list[Variant]:
+    """The variants ordered by expected run time, longest first (stable).
+
+    ``measured`` maps variant names to seconds of an earlier run; variants
+    without one are estimated from :attr:`Variant.cost` scaled by the median
+    measured time per unit of cost (or compared by ``cost`` alone). Handing
+    the longest job out first to whichever worker is free keeps a few slow
+    variants from finishing last on one worker.
+    """
+    measured = dict(measured or {})
+    per_unit = [measured[v.name] / v.cost for v in variants if v.name in measured and v.cost > 0]
+    unit = float(np.median(per_unit)) if per_unit else 1.0
+
+    def expected(v: Variant) -> float:
+        return measured.get(v.name, v.cost * unit)
+    return sorted(variants, key=expected, reverse=True)
 
 
 # ----------------------------------------------------------------------------
