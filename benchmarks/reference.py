@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jtrack import boxes as B
-from jtrack import memory, nets, region, sampling
+from jtrack import memory, nets, region
 from jtrack import tracker as T
 from jtrack.config import TrackerConfig
 
@@ -64,10 +64,7 @@ def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
     t = state.frame_index + 1
     image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
 
-    cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
-                              config.trans * state.widen, config.scale, config.aspect)
-    cands = B.clip_to_image(T._limit_shape(config, cands, state.init_wh), image_wh,
-                            config.min_box_size)
+    cands = T._candidates(config, state, k_cand, image_wh)
     feats = percrop_features(config, state.backbone, frame, cands)
     box, score, success, top_boxes, top_p = T._pick_box(config, state, cands, feats, image_wh)
 

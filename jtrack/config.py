@@ -28,6 +28,11 @@ class TrackerConfig:
     region_size: int = 219          # region resampled to region_size^2 pixels
     init_region_scale: float = 5.0  # wider region on the first frame (negatives)
     failure_widen: float = 1.5      # search region and translation x this after a failure
+    # After a failure the candidates' w/h ratio also varies by
+    # lost_aspect ** U(-1, 1) at constant area: the re-detection searches
+    # other shapes, for targets lost because they deformed (a diver
+    # tucking). 1 = off (py-MDNet keeps the shape).
+    lost_aspect: float = 1.0
     max_widen: float = 2.25         # cap on the compounded widening
 
     # --- candidates --------------------------------------------------------
@@ -141,7 +146,7 @@ class TrackerConfig:
         check(self.failure_widen >= 1.0, "failure_widen must be >= 1")
         check(self.max_widen >= 1.0, "max_widen must be >= 1")
         for name in ("scale", "pos_scale", "neg_scale_init", "neg_scale_update", "bbreg_scale",
-                     "aspect", "bbreg_aspect"):
+                     "aspect", "bbreg_aspect", "lost_aspect"):
             v = getattr(self, name)
             check(v >= 1.0, f"{name} must be >= 1, got {v!r}")
         check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")

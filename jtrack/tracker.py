@@ -159,6 +159,25 @@ def _pick_box(config: TrackerConfig, state: TrackerState, cands: jax.Array,
     return box, score, success, top_boxes, top_p
 
 
+def _candidates(config: TrackerConfig, state: TrackerState, key: jax.Array,
+                image_wh: jax.Array) -> jax.Array:
+    """(n_candidates, 4) xywh Gaussian boxes around the previous box, within
+    the shape limits and the frame. After a failure (``state.widen`` > 1) the
+    translation is widened and, with ``lost_aspect`` > 1, each box's w/h ratio
+    is also changed by ``lost_aspect ** U(-1, 1)`` at constant area."""
+    cands = sampling.gaussian(key, state.box, config.n_candidates,
+                              config.trans * state.widen, config.scale, config.aspect)
+    if config.lost_aspect > 1.0:
+        # fold_in: the default (lost_aspect 1) draws exactly as before
+        u = jax.random.uniform(jax.random.fold_in(key, 1), (config.n_candidates, 1), minval=-1.0, maxval=1.0)
+        r = jnp.where(state.widen > 1.0, jnp.power(config.lost_aspect, 0.5 * u), 1.0)
+        c = B.xywh_to_cxcywh(cands)
+        cands = B.cxcywh_to_xywh(jnp.concatenate([c[:, :2], c[:, 2:] * jnp.concatenate(
+            [r, 1.0 / r], axis=1)], axis=1))
+    return B.clip_to_image(_limit_shape(config, cands, state.init_wh), image_wh,
+                           config.min_box_size)
+
+
 def _training_boxes(config: TrackerConfig, keys, box: jax.Array, image_wh: jax.Array,
                     neg_area: jax.Array):
     """Positives (Gaussian, IoU >= pos_iou_update) and negatives (uniform, IoU
@@ -304,11 +323,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     image_box = jnp.concatenate([jnp.zeros(2), image_wh])
 
     # 1. score candidates around the previous box
-    cands = sampling.gaussian(k_cand, state.box, config.n_candidates,
-                              config.trans * state.widen, config.scale,
-                              config.aspect)
-    cands = B.clip_to_image(_limit_shape(config, cands, state.init_wh), image_wh,
-                            config.min_box_size)
+    cands = _candidates(config, state, k_cand, image_wh)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
     box, score, success, top_boxes, top_p = _pick_box(config, state, cands, feats, image_wh)
 

@@ -254,3 +254,33 @@ def test_a_lost_target_holds_the_previous_box(params):
         assert float(state.widen) > 1.0
     assert max(moved[:2]) < 1e-4, moved   # held
     assert min(moved[2:]) > 0.1, moved    # followed the candidates
+
+
+def test_lost_search_varies_the_shape_at_constant_area():
+    """lost_aspect: after a failure (widen > 1) the candidates' w/h ratios
+    spread over lost_aspect ** [-1, 1] at the box's area; before one (and
+    with the default lost_aspect 1) they are exactly the py-MDNet ones."""
+    box = np.array([100.0, 80.0, 30.0, 40.0], np.float32)
+    cfg = CONFIG.replace(n_candidates=512, scale=1.0, aspect=1.0, trans=0.0,
+                         max_aspect_change=10.0)
+    state = tracker.TrackerState(
+        backbone=None, head=None, opt_state=None, memory=None, bbreg=None,
+        box=jax.numpy.asarray(box), frame_index=0, key=None, widen=jax.numpy.float32(1.0),
+        scores=None, image_wh=jax.numpy.asarray([400.0, 300.0]),
+        init_wh=jax.numpy.asarray(box[2:]))
+    key, wh = jax.random.key(3), state.image_wh
+    found = np.asarray(tracker._candidates(cfg.replace(lost_aspect=3.0), state, key, wh))
+    plain = np.asarray(tracker._candidates(cfg, state, key, wh))
+    np.testing.assert_array_equal(found, plain)
+    lost_state = state.replace(widen=jax.numpy.float32(1.5))
+    lost = np.asarray(tracker._candidates(cfg.replace(lost_aspect=3.0), lost_state, key, wh))
+    ratio = (lost[:, 2] / lost[:, 3]) / (box[2] / box[3])
+    assert ratio.min() > 1 / 3 - 1e-3 and ratio.max() < 3 + 1e-3
+    assert ratio.min() < 0.5 and ratio.max() > 2.0, (ratio.min(), ratio.max())
+    np.testing.assert_allclose(lost[:, 2] * lost[:, 3], box[2] * box[3], rtol=1e-4)
+    centres = lost[:, :2] + lost[:, 2:] / 2
+    np.testing.assert_allclose(centres, np.broadcast_to(box[:2] + box[2:] / 2, centres.shape),
+                               atol=1e-3)
+    lost_default = np.asarray(tracker._candidates(cfg, lost_state, key, wh))
+    np.testing.assert_allclose(lost_default[:, 2:], np.broadcast_to(box[2:], (512, 2)),
+                               rtol=1e-5)
