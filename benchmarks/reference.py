@@ -66,7 +66,8 @@ def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
 
     cands = T._candidates(config, state, k_cand, image_wh)
     feats = percrop_features(config, state.backbone, frame, cands)
-    box, score, success, top_boxes, top_p = T._pick_box(config, state, cands, feats, image_wh)
+    box, out_box, score, success, top_boxes, top_p = T._pick_box(config, state, cands, feats,
+                                                                 image_wh)
 
     # Training samples: py-MDNet crops these too, only on frames where the
     # target was found (lax.cond: the crops are skipped otherwise).
@@ -90,7 +91,7 @@ def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
     head, opt_state = jax.lax.cond(
         do_update, lambda s: T._update_head(config, s, success, k_upd),
         lambda s: (s.head, s.opt_state), state)
-    out = T.TrackOutput(box=box, score=score, success=success, updated=do_update,
+    out = T.TrackOutput(box=out_box, score=score, success=success, updated=do_update,
                         region=jnp.concatenate([jnp.zeros(2), image_wh]),
                         top_boxes=top_boxes, top_scores=top_p)
     return state.replace(head=head, opt_state=opt_state), out

@@ -47,7 +47,8 @@ class TrackerState:
     opt_state: Any         # optax state of the head
     memory: memory.SampleMemory
     bbreg: jax.Array       # (D + 1, 4) ridge weights
-    box: jax.Array         # (4,) float32 xywh, last output
+    box: jax.Array         # (4,) float32 xywh, search centre: last output, or its
+                           # top-K mean before bbreg (bbreg_feedback=False)
     frame_index: jax.Array  # () int32, 0 on the first frame
     key: jax.Array         # PRNG key
     widen: jax.Array       # () float32, search widening (1 = normal)
@@ -134,11 +135,17 @@ def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
 
 def _pick_box(config: TrackerConfig, state: TrackerState, cands: jax.Array,
               feats: jax.Array, image_wh: jax.Array):
-    """The new box from scored candidates: mean of the top-K after outlier
-    rejection, refined by bbreg when the target is found (held when lost and
-    ``hold_on_failure``), kept finite, within the shape limits and inside the
-    frame. ``cands`` (N, 4) xywh, ``feats`` (N, D) their pooled features.
-    Returns box (4,), score (), success (), top_boxes (K, 4), top_scores (K,)."""
+    """The new boxes from scored candidates. ``cands`` (N, 4) xywh, ``feats``
+    (N, D) their pooled features.
+
+    The tracked box is the mean of the top-K after outlier rejection (held
+    when lost and ``hold_on_failure``); the next search and the training
+    samples are centred on it. The reported box is that box refined by bbreg
+    when the target is found; with ``bbreg_feedback`` the refined box is
+    tracked too (False: output only, as py-MDNet). Both boxes are finite,
+    within the shape limits and inside the frame.
+    Returns box (4,), out_box (4,), score (), success (), top_boxes (K, 4),
+    top_scores (K,)."""
     probs = learn.target_prob(nets.head_logits(state.head, feats, hidden=config.hidden))
     probs = jnp.where(jnp.isfinite(probs), probs, 0.0)  # NaN never ranks or scores
     top_p, top_i = jax.lax.top_k(probs, config.top_k)
@@ -147,16 +154,21 @@ def _pick_box(config: TrackerConfig, state: TrackerState, cands: jax.Array,
     score = jnp.mean(top_p)
     success = score > config.success_threshold
     box = _masked_mean(top_boxes, keep)
-    if config.bbreg:
-        refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
-        box = jnp.where(success, refined, box)
     if config.hold_on_failure:
         box = jnp.where(success, box, state.box)
-    # Invariant: the output box is finite, positive-size and inside the frame.
-    box = jnp.where(jnp.all(jnp.isfinite(box)), box, state.box)
-    box = _limit_shape(config, box, state.init_wh)
-    box = B.clip_to_image(box, image_wh, config.min_box_size)
-    return box, score, success, top_boxes, top_p
+    out_box = box
+    if config.bbreg:
+        refined = _masked_mean(bbreg_lib.predict(state.bbreg, feats[top_i], top_boxes), keep)
+        out_box = jnp.where(success, refined, box)
+        if config.bbreg_feedback:
+            box = out_box
+
+    def valid(b):
+        # Invariant: a box is finite, positive-size and inside the frame.
+        b = jnp.where(jnp.all(jnp.isfinite(b)), b, state.box)
+        return B.clip_to_image(_limit_shape(config, b, state.init_wh), image_wh,
+                               config.min_box_size)
+    return valid(box), valid(out_box), score, success, top_boxes, top_p
 
 
 def _candidates(config: TrackerConfig, state: TrackerState, key: jax.Array,
@@ -325,7 +337,8 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     # 1. score candidates around the previous box
     cands = _candidates(config, state, k_cand, image_wh)
     feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
-    box, score, success, top_boxes, top_p = _pick_box(config, state, cands, feats, image_wh)
+    box, out_box, score, success, top_boxes, top_p = _pick_box(config, state, cands, feats,
+                                                               image_wh)
 
     # 2. collect samples around the new box from the same feature map
     area = region.intersect(rbox, image_box)
@@ -351,7 +364,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
         memory=mem, box=box, frame_index=t, key=key,
         widen=widen, scores=jnp.concatenate([state.scores[1:], score[None]]),
         image_wh=image_wh)
-    out = TrackOutput(box=box, score=score, success=success, updated=do_update,
+    out = TrackOutput(box=out_box, score=score, success=success, updated=do_update,
                       region=rbox, top_boxes=top_boxes, top_scores=top_p)
     return new_state, out, k_upd
 

@@ -262,7 +262,7 @@ def test_lost_search_varies_the_shape_at_constant_area():
     with the default lost_aspect 1) they are exactly the py-MDNet ones."""
     box = np.array([100.0, 80.0, 30.0, 40.0], np.float32)
     cfg = CONFIG.replace(n_candidates=512, scale=1.0, aspect=1.0, trans=0.0,
-                         max_aspect_change=10.0)
+                         max_aspect_change=10.0, lost_aspect=1.0)
     state = tracker.TrackerState(
         backbone=None, head=None, opt_state=None, memory=None, bbreg=None,
         box=jax.numpy.asarray(box), frame_index=0, key=None, widen=jax.numpy.float32(1.0),
@@ -284,3 +284,21 @@ def test_lost_search_varies_the_shape_at_constant_area():
     lost_default = np.asarray(tracker._candidates(cfg, lost_state, key, wh))
     np.testing.assert_allclose(lost_default[:, 2:], np.broadcast_to(box[2:], (512, 2)),
                                rtol=1e-5)
+
+
+def test_bbreg_refines_the_output_and_feeds_back_only_when_asked(params):
+    """bbreg_feedback=False (py-MDNet): the reported box is the regressed one,
+    the next search centre (state.box) stays the unrefined top-K mean."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (2, H, W, 3), dtype=np.uint8)
+    box = np.array([30.0, 20.0, 16.0, 14.0], np.float32)
+    for feedback in (True, False):
+        cfg = CONFIG.replace(success_threshold=1e-6, bbreg_feedback=feedback)
+        state = jtrack.init(cfg, params, frames[0], box, jax.random.key(0))
+        state, out = jtrack.step(cfg, state, frames[1])
+        assert bool(out.success)
+        gap = float(np.abs(np.asarray(out.box) - np.asarray(state.box)).max())
+        if feedback:
+            assert gap < 1e-5, gap
+        else:
+            assert gap > 1e-3, gap
