@@ -31,9 +31,10 @@ class TrackerConfig:
     # After a failure the candidates' w/h ratio also varies by
     # lost_aspect ** U(-1, 1) at constant area: the re-detection searches
     # other shapes, for targets lost because they deformed (a diver
-    # tucking). 1 = off (py-MDNet keeps the shape). OTB Diving, 3 seeds,
-    # with bbreg_feedback=False: AUC 0.275 -> 0.432.
-    lost_aspect: float = 1.0
+    # tucking). 1 = off (py-MDNet keeps the shape). Not in py-MDNet: on OTB
+    # Diving (3 seeds) AUC 0.275 -> 0.432; the cost: a rigid target lost
+    # for many frames comes back with a wrong shape (docs/results.md).
+    lost_aspect: float = 2.0
     max_widen: float = 2.25         # cap on the compounded widening
 
     # --- candidates --------------------------------------------------------
@@ -101,11 +102,12 @@ class TrackerConfig:
 
     # --- bounding-box regression -------------------------------------------
     bbreg: bool = True
-    # True: the refined box is also the next search centre and the centre of
-    # the training samples. False = py-MDNet: the refinement is output only
-    # (a regressor fitted on the first frame then cannot compound its error
-    # frame after frame on a target that deforms).
-    bbreg_feedback: bool = True
+    # False = py-MDNet: the refinement is output only; the next search and
+    # the training samples stay centred on the top-K mean. True feeds the
+    # refined box back: a regressor fitted on the first frame then compounds
+    # its error frame after frame on a target that deforms (OTB Diving: the
+    # box went from 21x129 to 15x178 while the diver bent).
+    bbreg_feedback: bool = False
     n_bbreg: int = 1000
     bbreg_iou: float = 0.6
     bbreg_alpha: float = 1000.0     # ridge penalty (py-MDNet's Ridge alpha)

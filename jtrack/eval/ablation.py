@@ -86,6 +86,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("vggm_random", "VGG-M conv1-3 with random weights (default: ImageNet "
             "EfficientNet-Lite0)", (("backbone", "vggm"),), cost=6.0),
     Variant("no_bbreg", "no bounding-box regression", (("bbreg", False),)),
+    Variant("bbreg_feedback", "regressed box also tracked: next search and samples "
+            "centred on it (default: output only, as py-MDNet)", (("bbreg_feedback", True),)),
+    Variant("no_lost_aspect", "re-detection keeps the box shape, as py-MDNet (default: "
+            "also tries w/h ratios x 2^U(-1,1))", (("lost_aspect", 1.0),)),
     Variant("opencv_csrt", "OpenCV CSRT (classic baseline)", baseline="csrt",
             cost=0.05),
     Variant("opencv_kcf", "OpenCV KCF (classic baseline)", baseline="kcf",
