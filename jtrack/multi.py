@@ -74,7 +74,9 @@ class MultiTrackerState:
 
     @property
     def boxes(self) -> jax.Array:
-        """(capacity, 4) float32 xywh last boxes (stale for inactive slots)."""
+        """(capacity, 4) float32 xywh search centres: each target's last
+        top-K mean (``TrackerState.box``; the reported, regressed boxes are
+        ``step_many``'s output). Stale for inactive slots."""
         return self.targets.box
 
 
