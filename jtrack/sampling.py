@@ -63,6 +63,15 @@ def uniform(key: jax.Array, box: jax.Array, n: int, trans: float | jax.Array,
     return _from_center(center, wh)
 
 
+def reshape(key: jax.Array, boxes: jax.Array, factor: float | jax.Array) -> jax.Array:
+    """(n, 4) boxes with each w/h ratio changed by ``factor ** U(-1, 1)`` at
+    constant centre and area (``factor`` 1 = unchanged). -> (n, 4)."""
+    u = jax.random.uniform(key, (boxes.shape[0], 1), minval=-1.0, maxval=1.0)
+    r = jnp.power(factor, 0.5 * u)
+    center = boxes[:, :2] + 0.5 * boxes[:, 2:]
+    return _from_center(center, boxes[:, 2:] * jnp.concatenate([r, 1.0 / r], axis=1))
+
+
 def whole(key: jax.Array, box: jax.Array, area_box: jax.Array, n: int,
           scale: float | jax.Array) -> jax.Array:
     """Samples anywhere inside ``area_box`` (4,) xywh (the image or a search

@@ -180,12 +180,9 @@ def _candidates(config: TrackerConfig, state: TrackerState, key: jax.Array,
     cands = sampling.gaussian(key, state.box, config.n_candidates,
                               config.trans * state.widen, config.scale, config.aspect)
     if config.lost_aspect > 1.0:
-        # fold_in: the default (lost_aspect 1) draws exactly as before
-        u = jax.random.uniform(jax.random.fold_in(key, 1), (config.n_candidates, 1), minval=-1.0, maxval=1.0)
-        r = jnp.where(state.widen > 1.0, jnp.power(config.lost_aspect, 0.5 * u), 1.0)
-        c = B.xywh_to_cxcywh(cands)
-        cands = B.cxcywh_to_xywh(jnp.concatenate([c[:, :2], c[:, 2:] * jnp.concatenate(
-            [r, 1.0 / r], axis=1)], axis=1))
+        # fold_in: the Gaussian draws are the same with or without the shape search
+        cands = sampling.reshape(jax.random.fold_in(key, 1), cands,
+                                 jnp.where(state.widen > 1.0, config.lost_aspect, 1.0))
     return B.clip_to_image(_limit_shape(config, cands, state.init_wh), image_wh,
                            config.min_box_size)
 
