@@ -128,7 +128,7 @@ def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
             info["errors"].append(str(e))
         for s in seeds:
             folders[s].append((seed_dir(spec, s), sequences))
-    timing = os.path.join(FLAGS.results_dir, variant.name, "timing.json")
+    timing = _timing_path(variant)
     info["wall_s"] = time.perf_counter() - t0
     if ran:  # keep the time of the run that tracked (a resumed run only scores)
         write_json(timing, {k: info[k] for k in ("wall_s", "warmup_s")})
@@ -140,13 +140,17 @@ def run_variant(variant, base, datasets, seeds, names, max_frames) -> dict:
     return summary
 
 
+def _timing_path(variant) -> str:
+    """Where a variant's last tracking run records its wall time."""
+    return os.path.join(FLAGS.results_dir, variant.name, "timing.json")
+
+
 def _measured_wall_s(variants) -> dict[str, float]:
     """Wall time of each variant's last run that tracked (its timing.json)."""
     out = {}
     for v in variants:
-        path = os.path.join(FLAGS.results_dir, v.name, "timing.json")
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(_timing_path(v), encoding="utf-8") as f:
                 out[v.name] = float(json.load(f)["wall_s"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -177,9 +181,7 @@ def run_in_processes(variants, n: int, launch=None) -> list[str]:
             args.append(f"--{name}={','.join(map(str, value))}")
         else:
             args.append(f"--{name}={value}")
-    if launch is None:
-        def launch(argv):
-            return subprocess.call(argv)
+    launch = subprocess.call if launch is None else launch
     ordered = ablation.slowest_first(variants, _measured_wall_s(variants))
     started, lock = [], threading.Lock()
 
