@@ -21,6 +21,12 @@ class TrackerConfig:
     feature_norm: bool = True       # scale each pooled feature to unit RMS (backbone-agnostic
                                     # head; turn off for fc4 weights trained on raw features)
     hidden: int = 512               # fc4/fc5 width
+    # Several regions in one call (multi-target step_many, init_many):
+    # "batch" = one batched backbone pass (accelerators), "map" = one region
+    # after the other inside the same compiled program (CPU: one region's
+    # activations stay in cache; a batch of 4 regions took 2-3x as long as
+    # 4 single passes here), "auto" = "map" on CPU, "batch" elsewhere.
+    region_batching: str = "auto"
     dropout: float = 0.5
 
     # --- search region (region-once design) --------------------------------
@@ -164,6 +170,8 @@ class TrackerConfig:
                      "neg_iou_update", "bbreg_iou", "outlier_iou"):
             v = getattr(self, name)
             check(0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v!r}")
+        check(self.region_batching in ("auto", "batch", "map"),
+              f"region_batching must be 'auto', 'batch' or 'map', got {self.region_batching!r}")
         check(self.top_k <= self.n_candidates, "top_k must be <= n_candidates")
         check(self.batch_neg <= self.batch_neg_cand, "batch_neg must be <= batch_neg_cand")
         check(all(isinstance(n, str) and m >= 0 for n, m in self.layer_lr),

@@ -93,6 +93,29 @@ def test_equals_single_target_tracker_on_three_targets(params, keys, singles):
     assert np.isnan(outs.box[3]).all() and not outs.updated[3].any()
 
 
+@pytest.mark.parametrize("batching, targets", [("batch", [0, 1, 2]), ("map", [1])])
+def test_region_batching_and_one_slot_equal_single_targets(params, singles, batching, targets):
+    """Both ways of running the regions (one batched pass, one at a time)
+    follow the single-target tracker, and so does a lone slot (capacity 1:
+    its online update runs only on the frames where it is due)."""
+    config = CONFIG.replace(region_batching=batching)
+    assert multi.region_batching(config) == batching
+    state = jtrack.stack_states(params, [jax.tree.map(jnp.copy, singles[k][0]) for k in targets])
+    assert state.capacity == (4 if len(targets) == 3 else 1)
+    outs = []
+    for t in range(1, N_STEPS + 1):
+        state, o = jtrack.step_many(config, state, _frame(t))
+        outs.append(o)
+    outs = jax.tree.map(lambda *x: np.stack(x, 1), *outs)
+    for slot, k in enumerate(targets):
+        want = singles[k][1]
+        np.testing.assert_allclose(outs.box[slot], want.box, atol=1e-3)
+        np.testing.assert_array_equal(outs.updated[slot], want.updated)
+        _leaves_close(jtrack.unstack_states(state)[slot].head, singles[k][2].head, 1e-3)
+    with pytest.raises(ValueError, match="region_batching"):
+        CONFIG.replace(region_batching="vmap")
+
+
 def test_stack_unstack_round_trip_and_continue_single(params, singles):
     states = [jax.tree.map(jnp.copy, s0) for s0, _, _ in singles]
     state = jtrack.stack_states(params, states)
