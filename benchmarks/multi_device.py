@@ -6,9 +6,10 @@ synthetic one) are tracked in lock-step as the slots of one
 ``MultiTrackerState`` split over a 1-D device mesh (``shard_map`` over the
 ``data`` axis, backbone replicated once per device): per frame each
 sequence's region is cropped from its own frame, then one sharded
-``step_many``. Each device count runs in its own child process, because
-``XLA_FLAGS=--xla_force_host_platform_device_count=D`` must be set before
-jax starts.
+``step_many``. One child process gets ``max(--devices)`` forced host
+devices (``XLA_FLAGS=--xla_force_host_platform_device_count`` must be set
+before jax starts) and measures every count D on a mesh over its first D
+devices, from the same first-frame states (started once).
 
   frames/s    = S x timed frames / wall seconds of those frames
   speedup     = frames/s(D) / frames/s(1)
@@ -40,53 +41,63 @@ from benchmarks import common
 DEFAULT_SEQUENCES = "otb/Crossing,otb/Diving,vot/ball1,synthetic"
 
 
-def child(n_devices: int, sequences: list[str], frames: int, warmup: int,
-          tiny: bool, backbone: str | None = None) -> dict:
-    """Track ``sequences`` in lock-step over the first ``n_devices`` devices
-    of this process; per-frame wall and CPU times of the timed frames."""
+def child(devices: list[int], sequences: list[str], frames: int, warmup: int,
+          tiny: bool, backbone: str | None = None) -> list[dict]:
+    """Track ``sequences`` in lock-step over the first D devices of this
+    process, for each D of ``devices``, from the same first-frame states;
+    per-frame wall and CPU times of the timed frames, one dict per D."""
     import jax
 
     import jtrack
     from jtrack import parallel
 
-    if jax.device_count() < n_devices:
-        raise RuntimeError(f"{n_devices} devices asked, {jax.device_count()} present "
+    if jax.device_count() < max(devices):
+        raise RuntimeError(f"{max(devices)} devices asked, {jax.device_count()} present "
                            "(set XLA_FLAGS=--xla_force_host_platform_device_count)")
     config = common.config(tiny, **({"backbone": backbone} if backbone else {}))
     params = jtrack.init_params(config, jax.random.key(0))
-    mesh = parallel.make_mesh(n_devices)
     data = [common.load_frames(s, frames + warmup + 1) for s in sequences]
-    states = [jtrack.init(config, params, imgs[0], gt[0], jax.random.key(1 + k))
-              for k, (imgs, gt) in enumerate(data)]
-    state = jtrack.stack_states(params, states, mesh=mesh)
-    pad = [None] * (state.capacity - len(sequences))
-    wall, cpu = [], []
-    for t in range(1, frames + warmup + 1):
-        frame_list = [jax.numpy.asarray(imgs[t]) for imgs, _ in data] + pad
-        jax.block_until_ready(frame_list)
-        c0, t0 = time.process_time(), time.perf_counter()
-        state, out = jax.block_until_ready(jtrack.step_many(config, state, frame_list))
-        if t > warmup:
-            wall.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
+    started = [jtrack.init(config, params, imgs[0], gt[0], jax.random.key(1 + k))
+               for k, (imgs, gt) in enumerate(data)]
     n = len(sequences)
-    return {"devices": n_devices, "sequences": n, "capacity": state.capacity,
-            "frames_per_s": n * len(wall) / sum(wall), "cpu_util": sum(cpu) / sum(wall),
-            **common.summarize(wall)}
+    points = []
+    for n_devices in devices:
+        mesh = parallel.make_mesh(n_devices)
+        state = jtrack.stack_states(params, [common.copy_tree(s) for s in started], mesh=mesh)
+        pad = [None] * (state.capacity - n)
+        wall, cpu = [], []
+        with common.stage(f"{n_devices} device(s)"):
+            for t in range(1, frames + warmup + 1):
+                frame_list = [jax.numpy.asarray(imgs[t]) for imgs, _ in data] + pad
+                jax.block_until_ready(frame_list)
+                c0, t0 = time.process_time(), time.perf_counter()
+                state, out = jax.block_until_ready(jtrack.step_many(config, state, frame_list))
+                if t > warmup:
+                    wall.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+        points.append({"devices": n_devices, "sequences": n, "capacity": state.capacity,
+                       "frames_per_s": n * len(wall) / sum(wall),
+                       "cpu_util": sum(cpu) / sum(wall), **common.summarize(wall)})
+        del state
+    return points
 
 
-def _run_child(n_devices: int, args: list[str]) -> dict:
+def _run_child(devices: list[int], args: list[str]) -> list[dict]:
+    """One child process with ``max(devices)`` forced host devices (the
+    flag must be set before jax starts) measuring every count."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split()
              if "xla_force_host_platform_device_count" not in f]
-    env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n_devices}"])
+    env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={max(devices)}"])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
-    cmd = [sys.executable, "-m", "benchmarks.multi_device", "--child", str(n_devices)] + args
-    with common.stage(f"{n_devices} device(s) (child process)"):
-        res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "benchmarks.multi_device", "--child",
+           ",".join(map(str, devices))] + args
+    with common.stage(f"child process, {max(devices)} host devices"):
+        res = subprocess.run(cmd, env=env, cwd=root, stdout=subprocess.PIPE, text=True)
     if res.returncode != 0:
-        raise RuntimeError(f"child with {n_devices} devices failed:\n{res.stderr[-3000:]}")
+        raise RuntimeError(f"child with devices {devices} failed (exit {res.returncode}; "
+                           "its stderr is above)")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -115,18 +126,19 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=10, help="timed frames per sequence")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--backbone", default=None, help="backbone name (default: the config's)")
-    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
     seqs = [s.strip() for s in a.sequences.split(",") if s.strip()]
     if a.child is not None:
-        print(json.dumps(child(a.child, seqs, a.frames, a.warmup, a.tiny, a.backbone)))
+        devices = [int(d) for d in a.child.split(",")]
+        print(json.dumps(child(devices, seqs, a.frames, a.warmup, a.tiny, a.backbone)))
         return None
     args = ["--sequences", a.sequences, "--frames", str(a.frames), "--warmup", str(a.warmup)]
     args += ["--tiny"] if a.tiny else []
     args += ["--backbone", a.backbone] if a.backbone else []
     args += ["--compile-cache", a.compile_cache] if a.compile_cache else []
-    points = [_run_child(int(d), args) for d in a.devices.split(",")]
+    points = _run_child([int(d) for d in a.devices.split(",")], args)
     derive(points)
     r = {"sequences": seqs, "frames": a.frames, "warmup": a.warmup, "points": points}
     heading = (f"{len(seqs)} sequences in lock-step, {a.frames} timed frames each after "

@@ -153,12 +153,13 @@ def test_multi_target(tmp_path, capsys):
 
 
 def test_multi_device_child_and_table():
-    """The child runs in-process on 2 of the 4 forced CPU devices (the parent
-    only launches one child process per device count)."""
+    """The child runs in-process on 1 and 2 of the 4 forced CPU devices (the
+    parent only launches the child process)."""
     from benchmarks import multi_device
 
-    r = multi_device.child(2, ["synthetic", "synthetic"], frames=1, warmup=1, tiny=True,
-                           backbone="small_cnn")
+    one, r = multi_device.child([1, 2], ["synthetic", "synthetic"], frames=1, warmup=1,
+                                tiny=True, backbone="small_cnn")
+    assert one["devices"] == 1 and one["capacity"] == 2
     assert r["devices"] == 2 and r["capacity"] == 2 and r["frames_per_s"] > 0
     pts = [dict(r, devices=1, frames_per_s=10.0), dict(r, frames_per_s=15.0)]
     multi_device.derive(pts)
