@@ -6,23 +6,25 @@ ONE copy of the backbone parameters shared by all targets (each target keeps
 its own head, optimizer state, sample memory, box and PRNG key).
 
 Per frame :func:`step_many` crops every target's search region, runs the
-backbone once on the ``(capacity, S, S, 3)`` batch, locates every target with
-``vmap`` over the single-target :func:`jtrack.tracker._locate`, and trains the
-heads that need it (one ``lax.map`` over targets with a per-target ``cond``,
-so targets that do not update this frame, and inactive slots, skip the
-expensive training instead of computing it and masking it away). The
-per-target math is the single-target tracker's, so with the same PRNG keys
-each target follows :func:`jtrack.step` up to float32 rounding of the
-batched convolutions.
+backbone on the ``(capacity, S, S, 3)`` regions inside the same compiled
+call (one batched pass on accelerators; one region after the other on CPU,
+where a batch is slower than the loop: ``TrackerConfig.region_batching``),
+locates every target with ``vmap`` over the single-target
+:func:`jtrack.tracker._locate`, and trains the heads that need it (a
+``while_loop`` over the targets that update this frame, so the others, and
+inactive slots, skip the expensive training instead of computing it and
+masking it away). The per-target math is the single-target tracker's, so
+with the same PRNG keys each target follows :func:`jtrack.step` up to
+float32 rounding.
 
 Capacity and the active mask: shapes depend only on ``capacity`` (a power of
 two, a multiple of the device count), so adding targets to free slots and
 removing them recompiles nothing; :func:`add_target` doubles the capacity
 (one recompilation) only when every slot is taken. Inactive slots keep their
 box, head and key (their sample memory is scratch space until
-:func:`add_target` overwrites the slot) and give NaN outputs; they still
-ride along in the batched backbone and candidate scoring (one batch cannot
-skip rows) but skip the online update.
+:func:`add_target` overwrites the slot) and give NaN outputs; they skip the
+online update and, one region at a time, the backbone, but still ride
+along in the vmapped candidate scoring.
 
 Devices: with ``mesh`` (:func:`jtrack.parallel.make_mesh`) the targets are
 split over the mesh's ``data`` axis (``shard_map``) and the backbone is
