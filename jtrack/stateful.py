@@ -74,7 +74,7 @@ class StatefulTracker:
 def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,
                   seed: int = 0):
     """Track several targets through ``frames`` in one batched pass per frame
-    (:func:`jtrack.init_many` / :func:`jtrack.step_many`: one backbone batch,
+    (:func:`jtrack.init_many` / :func:`jtrack.step_many`: one jitted call,
     shared ``params['backbone']``, a head per target). Target ``k`` samples
     with ``fold_in(key(seed), 1 + k)``, the key a :class:`StatefulTracker`
     with ``seed`` uses for target 0, so one target gives the single-target
