@@ -248,6 +248,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
         # afterwards; a cond per slot copies the stacked heads through both
         # branches (measured: ~5 ms per slot and frame at 4 slots on CPU).
         todo = out.updated & active
+        n_todo = todo.sum()
         order = jnp.argsort(~todo, stable=True)  # updating slots first
 
         def update(carry):
@@ -257,7 +258,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
             # training input stays loop-variant: with one slot, x[i] folds
             # to x[0] and XLA would hoist the whole training out of the
             # loop (and run it on every frame).
-            one, k = jax.lax.optimization_barrier((jax.tree.map(lambda x: x[i], tg), k))
+            one, k = jax.lax.optimization_barrier((_take(tg, i), k))
             h, o = T._update_head(config, one, out.success[i], k_upd[i])
             put = lambda a, x: a.at[i].set(x)
             return k + 1, tg.replace(head=jax.tree.map(put, tg.head, h),
@@ -265,7 +266,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
 
         # The whole stacked state is the loop's carry: what the loop only
         # reads (the sample memories) would otherwise be copied into it.
-        _, new = jax.lax.while_loop(lambda c: c[0] < todo.sum(), update, (jnp.int32(0), new))
+        _, new = jax.lax.while_loop(lambda c: c[0] < n_todo, update, (jnp.int32(0), new))
         # A free slot keeps its box, frame index and key (the memory of a
         # free slot may take samples: it is never read again, add_target
         # overwrites it; selecting it would copy every ring each frame).
