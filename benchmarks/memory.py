@@ -10,7 +10,12 @@ do not leak between them. A child tracks ``--frames`` frames and reports:
   * the Python-heap peak while tracking (``tracemalloc``; jax buffers are not
     Python objects and do not show here),
   * bytes of the tracker state and of all live jax arrays after the run,
-  * device ``peak_bytes_in_use`` where the backend reports it (GPU; CPU: n/a).
+  * device ``peak_bytes_in_use`` where the backend reports it (GPU; CPU: n/a),
+  * how many XLA programs it compiled and how many it loaded from the
+    persistent compilation cache (``--compile-cache``; under ``run_all`` the
+    default configuration's programs come from ``per_frame`` and the 1024
+    candidates' step from ``scaling``). Compiling raises the whole-process
+    peak, not the peak while tracking: compare rows on the tracking columns.
 
   PYTHONPATH=. python -m benchmarks.memory
   PYTHONPATH=. python -m benchmarks.memory --tiny --frames 3 --sequence synthetic
@@ -62,6 +67,7 @@ def child(changes: dict, tiny: bool, sequence: str, frames: int) -> dict:
 
     import jtrack
 
+    counter = common.CompileCounter()
     config = common.config(tiny, **changes)
     imgs, gt = common.load_frames(sequence, frames + 2)
     params = jtrack.init_params(config, jax.random.key(0))
@@ -97,6 +103,8 @@ def child(changes: dict, tiny: bool, sequence: str, frames: int) -> dict:
         "device_peak_mib": (stats["peak_bytes_in_use"] / 2 ** 20
                             if stats and "peak_bytes_in_use" in stats else None),
         "tracking_s_per_frame": dt / max(len(imgs) - 2, 1),
+        "programs_compiled": counter.count - counter.cache_hits,
+        "programs_loaded": counter.cache_hits,
     }
 
 
@@ -135,11 +143,12 @@ def table(r: dict) -> str:
     rows = [[x["point"], x["state_mib"], x["memory_buffers_mib"], x["live_arrays_mib"],
              x["rss_after_compile_mib"], x["peak_rss_total_mib"], f(x["peak_rss_tracking_mib"]),
              f(x["peak_rss_tracking_mib"] and x["peak_rss_tracking_mib"] - x["rss_after_compile_mib"]),
-             x["python_heap_peak_tracking_mib"], f(x["device_peak_mib"])] for x in r["points"]]
+             x["python_heap_peak_tracking_mib"], f(x["device_peak_mib"]),
+             f"{x['programs_compiled']} / {x['programs_loaded']}"] for x in r["points"]]
     return common.format_table(
         ["config", "state MiB", "sample memory MiB", "live jax arrays MiB",
          "RSS after compile MiB", "peak RSS MiB", "peak RSS tracking MiB", "tracking growth MiB",
-         "Python heap peak MiB", "device peak MiB"], rows)
+         "Python heap peak MiB", "device peak MiB", "programs compiled / loaded"], rows)
 
 
 def main(argv=None):

@@ -1,14 +1,13 @@
 """Run every benchmark with its default settings, one process each, and time
 the whole suite.
 
-``per_frame``, ``breakdown``, ``scaling``, ``multi_target`` and
-``multi_device`` (its children) share ONE persistent compilation cache,
-created empty in a temporary folder at the start (so the
-total is a cold start): the default ``init`` and ``step`` they all compile
-are compiled once. ``memory`` compiles in every child (its peak RSS would
-otherwise depend on whether a child compiled or loaded a program) and
-``compile`` uses its own fresh cache (it measures cold vs warm starts).
-``--no-shared-cache`` compiles everything in every process.
+Every benchmark but ``compile`` (and the children of ``memory`` and
+``multi_device``) shares ONE persistent compilation cache, created empty in
+a temporary folder at the start (so the total is a cold start): a program
+that several of them run (the default ``init`` and ``step``, the head's
+random init, ``step`` with 1024 candidates, ``step_many`` of 4 targets) is
+compiled once. ``compile`` uses its own fresh cache (it measures cold vs
+warm starts). ``--no-shared-cache`` compiles everything in every process.
 
   PYTHONPATH=. python -m benchmarks.run_all
   PYTHONPATH=. python -m benchmarks.run_all --only per_frame,scaling --extra=--tiny
@@ -48,7 +47,7 @@ def main(argv=None) -> dict:
             cmd = [sys.executable, "-m", f"benchmarks.{name}", "--out", a.out] + a.extra.split()
             if a.tiny:
                 cmd.append("--tiny")
-            if not a.no_shared_cache and name not in ("compile", "memory"):
+            if not a.no_shared_cache and name != "compile":
                 cmd += ["--compile-cache", cache]
             print(f"$ {' '.join(cmd[1:])}", flush=True)
             t0, c0 = time.perf_counter(), common.cpu_seconds()

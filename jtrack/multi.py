@@ -102,11 +102,25 @@ def _take(tree: Any, index) -> Any:
     return jax.tree.map(lambda x: x[index], tree)
 
 
+# Stacking and slicing are jitted as whole pytrees: eagerly, every leaf of a
+# TrackerState would compile its own small program per shape and capacity
+# (seconds per stack_states call).
+_take_one = jax.jit(_take)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _pad_to(tree: Any, n: int, capacity: int) -> Any:
     """Leading axis ``n`` -> ``capacity``; extra slots repeat slot 0 (valid
     data, so an inactive slot never feeds NaN or empty boxes to the math)."""
     idx = np.concatenate([np.arange(n), np.zeros(capacity - n, np.int64)])
     return _take(tree, jnp.asarray(idx))
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _stack_padded(trees: list, capacity: int) -> Any:
+    """Pytrees with equal structure -> one pytree, leading axis ``capacity``."""
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    return _pad_to(stacked, len(trees), capacity)
 
 
 def _place(state: MultiTrackerState) -> MultiTrackerState:
@@ -150,12 +164,11 @@ def stack_states(params: dict, states: Sequence[T.TrackerState],
         if not isinstance(s, T.TrackerState):
             raise TypeError(f"states[{k}] is a {type(s).__name__}, not a TrackerState")
     capacity = _check_capacity(capacity, len(states), mesh)
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs),
-                           *[s.replace(backbone=None) for s in states])
+    targets = _stack_padded([s.replace(backbone=None) for s in states], capacity)
     active = jnp.arange(capacity) < len(states)
     return _place(MultiTrackerState(
         backbone=params["backbone"], head_init=params["head"],
-        targets=_pad_to(stacked, len(states), capacity), active=active, mesh=mesh))
+        targets=targets, active=active, mesh=mesh))
 
 
 def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
@@ -163,7 +176,8 @@ def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
     :func:`active_slots`): they continue with :func:`jtrack.step`. Each gets
     its own copy of the backbone, because ``step`` donates the state it is
     given and must not delete the shared parameters."""
-    return [_take(state.targets, i).replace(backbone=jax.tree.map(jnp.copy, state.backbone))
+    return [_take_one(state.targets, jnp.asarray(i, jnp.int32)).replace(
+                backbone=jax.tree.map(jnp.copy, state.backbone))
             for i in active_slots(state)]
 
 
