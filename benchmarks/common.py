@@ -49,14 +49,23 @@ def time_call(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def bench(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dict:
+def bench(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10,
+          budget_s: float | None = None, min_repeats: int = 3) -> dict:
     """Call ``fn()`` ``warmup`` times (compilation, caches), then time
-    ``repeats`` calls, each blocked until ready. Returns :func:`summarize`."""
+    ``repeats`` calls, each blocked until ready; with ``budget_s``, stop
+    early once the timed calls took that long (but after at least
+    ``min_repeats``): slow stages get fewer, fast ones all. Returns
+    :func:`summarize`."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup):
         time_call(fn)
-    return summarize(time_call(fn)[0] for _ in range(repeats))
+    times: list[float] = []
+    while len(times) < repeats:
+        times.append(time_call(fn)[0])
+        if budget_s is not None and len(times) >= min_repeats and sum(times) >= budget_s:
+            break
+    return summarize(times)
 
 
 def copy_tree(tree):

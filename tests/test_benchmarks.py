@@ -131,11 +131,16 @@ SMALL = ["--tiny", "--sequence", "synthetic", "--backbone", "small_cnn"]
 def test_multi_target(tmp_path, capsys):
     from benchmarks import multi_target
 
-    r = multi_target.main(SMALL + ["--targets", "2", "--frames", "1", "--warmup", "1",
+    r = multi_target.main(SMALL + ["--targets", "1,2", "--frames", "1", "--warmup", "1",
                                    "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "batched/per-target" in out and "| 2 " in out
-    p = _json(tmp_path, "multi_target")["points"][0]
+    assert "batched/per-target" in out and "| 2 " in out and "floor: the backbone" in out
+    saved = _json(tmp_path, "multi_target")
+    floor = saved["backbone_floor"]
+    assert floor["backbone_median_ms"] > 0
+    assert floor["fraction_of_single_step"] == pytest.approx(
+        floor["backbone_median_ms"] / saved["points"][0]["sequential"]["median_ms"])
+    p = saved["points"][1]
     assert p["targets"] == 2 and p["batched"]["n"] == 1 and p["sequential"]["n"] == 1
     assert p["max_box_diff_last_frame_px"] < 0.1  # batched = per-target steps
     assert r["goal"] == multi_target.GOAL

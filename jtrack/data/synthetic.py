@@ -53,6 +53,7 @@ def moving_object(n_frames: int = 90, frame_hw: tuple[int, int] = (240, 320),
 
     frames = np.empty((n_frames, fh, fw, 3), np.uint8)
     gt = np.empty((n_frames, 4), np.float32)
+    sized = {}  # (h, w) -> resized object: sizes repeat along the path
     for t in range(n_frames):
         u = t / max(n_frames - 1, 1)
         s = 1.0 + 0.25 * np.sin(2 * np.pi * u + phase / 3)
@@ -62,7 +63,9 @@ def moving_object(n_frames: int = 90, frame_hw: tuple[int, int] = (240, 320),
         x = int(np.clip(round(cx - w / 2), 0, fw - w))
         y = int(np.clip(round(cy - h / 2), 0, fh - h))
         frame = background.copy()
-        frame[y:y + h, x:x + w] = _resize(cat, h, w, transform)
+        if (h, w) not in sized:
+            sized[h, w] = _resize(cat, h, w, transform)
+        frame[y:y + h, x:x + w] = sized[h, w]
         if occlusion is not None and occlusion[0] <= t < occlusion[1]:
             ox = int(np.clip(x + w // 2 - 14, 0, fw - 28))
             frame[:, ox:ox + 28] = occluder
@@ -183,6 +186,7 @@ def photo_sequence(seed: int, n_frames: int = 60, frame_hw: tuple[int, int] = (2
 
     frames = np.empty((n_frames, fh, fw, 3), np.uint8)
     gt = np.empty((n_frames, 4), np.float32)
+    sized = {}  # (h, w) -> resized object: sizes repeat along the path
     for t in range(n_frames):
         ox = int(np.clip((pan[0] + pan_v[0] * t) % 1.0 * (bw - fw), 0, bw - fw))
         oy = int(np.clip((pan[1] + pan_v[1] * t) % 1.0 * (bh - fh), 0, bh - fh))
