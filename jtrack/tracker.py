@@ -321,11 +321,14 @@ def _step_from_fmap(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
 
 
 def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
-            rbox: jax.Array, image_wh: jax.Array
+            rbox: jax.Array, image_wh: jax.Array, pool=None
             ) -> tuple[TrackerState, TrackOutput, jax.Array]:
     """Steps 1-2 of :func:`step` (score candidates, new box, store samples).
     Returns the state with everything but the head advanced, the output
-    (``updated`` says whether the head must be trained now) and the update key."""
+    (``updated`` says whether the head must be trained now) and the update key.
+    ``pool(fmap, region_boxes)``: RoIAlign (default :func:`pool_features`;
+    :mod:`jtrack.multi` passes one that runs target by target under vmap)."""
+    pool = pool or functools.partial(pool_features, config)
     size = config.region_size
     key, k_cand, k_pos, k_ps, k_neg, k_ns, k_upd = jax.random.split(state.key, 7)
     t = state.frame_index + 1
@@ -333,7 +336,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
 
     # 1. score candidates around the previous box
     cands = _candidates(config, state, k_cand, image_wh)
-    feats = pool_features(config, fmap, region.to_region(cands, rbox, size))
+    feats = pool(fmap, region.to_region(cands, rbox, size))
     box, out_box, score, success, top_boxes, top_p = _pick_box(config, state, cands, feats,
                                                                image_wh)
 
@@ -341,8 +344,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     area = region.intersect(rbox, image_box)
     pos, pos_ok, neg, neg_ok = _training_boxes(config, (k_pos, k_ps, k_neg, k_ns), box,
                                                image_wh, area)
-    sample_f = pool_features(config, fmap, region.to_region(
-        jnp.concatenate([pos, neg]), rbox, size))
+    sample_f = pool(fmap, region.to_region(jnp.concatenate([pos, neg]), rbox, size))
     learning = success & config.online_update & jnp.all(jnp.isfinite(sample_f))
     # Only a frame where the target was found adds samples; otherwise the ring
     # slot keeps its old content and the write head does not move.
