@@ -10,7 +10,8 @@ backbone on the ``(capacity, S, S, 3)`` regions inside the same compiled
 call (one batched pass on accelerators; one region after the other on CPU,
 where a batch is slower than the loop: ``TrackerConfig.region_batching``),
 locates every target with ``vmap`` over the single-target
-:func:`jtrack.tracker._locate`, and trains the heads that need it (a
+:func:`jtrack.tracker._locate` (on CPU its RoIAlign runs target by target:
+vmapped, the batched einsums were slower than a loop), and trains the heads that need it (a
 ``while_loop`` over the targets that update this frame, so the others, and
 inactive slots, skip the expensive training instead of computing it and
 masking it away). The per-target math is the single-target tracker's, so
