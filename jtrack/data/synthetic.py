@@ -27,6 +27,18 @@ def _resize(img: np.ndarray, h: int, w: int, transform) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def _memo_resize(transform):
+    """``resized(name, img, h, w)``: :func:`_resize`, once per (name, size):
+    object sizes repeat across frames."""
+    cache: dict = {}
+
+    def resized(name: str, img: np.ndarray, h: int, w: int) -> np.ndarray:
+        if (name, h, w) not in cache:
+            cache[name, h, w] = _resize(img, h, w, transform)
+        return cache[name, h, w]
+    return resized
+
+
 def moving_object(n_frames: int = 90, frame_hw: tuple[int, int] = (240, 320),
                   object_hw: tuple[int, int] = (56, 64), occlusion: tuple[int, int] | None = (50, 58),
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -51,9 +63,9 @@ def moving_object(n_frames: int = 90, frame_hw: tuple[int, int] = (240, 320),
     occluder = _resize(data.rocket()[100:400, 200:300], fh, 28, transform)
     phase = np.random.default_rng(seed).uniform(0, 2 * np.pi)
 
+    resized = _memo_resize(transform)
     frames = np.empty((n_frames, fh, fw, 3), np.uint8)
     gt = np.empty((n_frames, 4), np.float32)
-    sized = {}  # (h, w) -> resized object: sizes repeat along the path
     for t in range(n_frames):
         u = t / max(n_frames - 1, 1)
         s = 1.0 + 0.25 * np.sin(2 * np.pi * u + phase / 3)
@@ -63,9 +75,7 @@ def moving_object(n_frames: int = 90, frame_hw: tuple[int, int] = (240, 320),
         x = int(np.clip(round(cx - w / 2), 0, fw - w))
         y = int(np.clip(round(cy - h / 2), 0, fh - h))
         frame = background.copy()
-        if (h, w) not in sized:
-            sized[h, w] = _resize(cat, h, w, transform)
-        frame[y:y + h, x:x + w] = sized[h, w]
+        frame[y:y + h, x:x + w] = resized("cat", cat, h, w)
         if occlusion is not None and occlusion[0] <= t < occlusion[1]:
             ox = int(np.clip(x + w // 2 - 14, 0, fw - 28))
             frame[:, ox:ox + 28] = occluder
@@ -177,16 +187,9 @@ def photo_sequence(seed: int, n_frames: int = 60, frame_hw: tuple[int, int] = (2
         dis = (crop_of(dis_i), int(round(d_side)), int(round(d_side)),
                path(0), path(1))
 
-    cache: dict = {}
-
-    def resized(name, img, h, w):  # sizes repeat across frames: resize once
-        if (name, h, w) not in cache:
-            cache[name, h, w] = _resize(img, h, w, transform)
-        return cache[name, h, w]
-
+    resized = _memo_resize(transform)
     frames = np.empty((n_frames, fh, fw, 3), np.uint8)
     gt = np.empty((n_frames, 4), np.float32)
-    sized = {}  # (h, w) -> resized object: sizes repeat along the path
     for t in range(n_frames):
         ox = int(np.clip((pan[0] + pan_v[0] * t) % 1.0 * (bw - fw), 0, bw - fw))
         oy = int(np.clip((pan[1] + pan_v[1] * t) % 1.0 * (bh - fh), 0, bh - fh))
