@@ -509,6 +509,26 @@ def remove_target(state: MultiTrackerState, slot: int) -> MultiTrackerState:
     return _place(state.replace(active=_deactivate(state.active, jnp.int32(slot))))
 
 
+def shrink(state: MultiTrackerState, capacity: int | None = None
+           ) -> tuple[MultiTrackerState, dict[int, int]]:
+    """The active targets moved to slots ``0..N-1`` (in slot order) of a
+    state with ``capacity`` slots (default :func:`next_capacity` of N; at
+    least N). Free slots still ride along in the vmapped scoring; after
+    many removals this gives their compute back. Shapes change: the next
+    :func:`step_many` compiles once (unless that capacity ran before).
+    Returns ``(state, {old slot: new slot})``."""
+    if not isinstance(state, MultiTrackerState):
+        raise TypeError(f"state must be a MultiTrackerState, got {type(state).__name__}")
+    slots = active_slots(state)
+    capacity = _check_capacity(capacity, len(slots), state.mesh)
+    # Free slots repeat the first kept one (valid numbers, as _pad_to).
+    idx = (slots + [slots[0] if slots else 0] * capacity)[:capacity]
+    targets = _take_one(state.targets, jnp.asarray(idx, jnp.int32))
+    active = jnp.arange(capacity) < len(slots)
+    return (_place(state.replace(targets=targets, active=active)),
+            {old: new for new, old in enumerate(slots)})
+
+
 def grow(state: MultiTrackerState, capacity: int) -> MultiTrackerState:
     """The same targets with ``capacity`` slots (>= the current one; new slots
     inactive). Shapes change: the next :func:`step_many` compiles once."""

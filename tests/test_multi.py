@@ -162,6 +162,28 @@ def test_add_remove_reuse_slots_without_recompiling(params, keys):
     assert jtrack.active_slots(state) == [0, 1, 2, 3, 4]
 
 
+def test_shrink_keeps_the_active_targets(params, singles):
+    """After removals, shrink packs the remaining targets into a smaller
+    capacity; they go on exactly as the single-target tracker's."""
+    state = jtrack.stack_states(params, [jax.tree.map(jnp.copy, s0) for s0, _, _ in singles])
+    state, _ = jtrack.step_many(CONFIG, state, _frame(1))
+    state = jtrack.remove_target(jtrack.remove_target(state, 0), 1)
+    small, moved = multi.shrink(state)
+    assert moved == {2: 0} and small.capacity == 1 and jtrack.active_slots(small) == [0]
+    small, outs = _track(small, N_STEPS)  # frames 1.. again: compare from frame 2 on
+    # slot 0 now holds target 2, which saw frame 1 once already
+    s, ref = jax.tree.map(jnp.copy, singles[2][0]), []
+    for t in [1] + list(range(1, N_STEPS + 1)):
+        s, o = jtrack.step(CONFIG, s, _frame(t))
+        ref.append(o)
+    np.testing.assert_allclose(outs.box[0], np.stack([o.box for o in ref[1:]]), atol=1e-4)
+    wide, moved = multi.shrink(jtrack.stack_states(
+        params, [jax.tree.map(jnp.copy, s0) for s0, _, _ in singles]), capacity=8)
+    assert wide.capacity == 8 and moved == {0: 0, 1: 1, 2: 2}
+    with pytest.raises(ValueError, match="smaller than the 3 targets"):
+        multi.shrink(wide, capacity=2)
+
+
 def test_bad_input_gets_clear_errors(params, keys):
     f = _frame(0)
     with pytest.raises(ValueError, match=r"shape \(N, 4\)"):
