@@ -41,6 +41,8 @@ import numpy as np
 
 import jtrack
 from benchmarks import common
+from jtrack import nets
+from jtrack import tracker as T
 
 GOAL = 0.30  # each extra target costs at most this fraction of one single-target step
 
@@ -152,9 +154,6 @@ def run(targets=(1, 2, 4, 8), sequence: str = "otb/Crossing", frames: int = 12,
 def backbone_floor(config, params, frame, box, repeats: int, points: list[dict]) -> dict:
     """Median time of the backbone on one search region, and as a fraction
     of the single-target step (the N = 1 point's per-target median)."""
-    from jtrack import nets
-    from jtrack import tracker as T
-
     image, _, _ = T._crop_region(frame, box, config.region_scale, config.region_size)
     apply = jax.jit(nets.get_backbone(config.backbone).apply)
     with common.stage("backbone alone on one region"):

@@ -109,12 +109,11 @@ def _take(tree: Any, index) -> Any:
 _take_one = jax.jit(_take)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
 def _pad_to(tree: Any, n: int, capacity: int) -> Any:
     """Leading axis ``n`` -> ``capacity``; extra slots repeat slot 0 (valid
     data, so an inactive slot never feeds NaN or empty boxes to the math)."""
     idx = np.concatenate([np.arange(n), np.zeros(capacity - n, np.int64)])
-    return _take(tree, jnp.asarray(idx))
+    return _take_one(tree, jnp.asarray(idx, jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
