@@ -18,6 +18,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Iterable, Sequence
 
@@ -195,19 +196,39 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def write_results(out_dir: str, name: str, results: dict) -> str:
+def write_results(out_dir: str, name: str, results: dict, machine_info: dict | None = None
+                  ) -> str:
     """Write ``{'benchmark', 'utc', 'command', 'machine', **results}`` to
-    ``out_dir/name.json`` atomically. Returns the path."""
-    from jtrack.data.results import atomic_write_text
+    ``out_dir/name.json`` atomically. Returns the path.
 
+    ``machine_info``: a :func:`machine` dict made elsewhere (a benchmark
+    whose work runs in child processes passes one a child made, so the
+    parent never imports jax: ~2 s per process start). Default: this
+    process's."""
     payload = {"benchmark": name, "process_cpu_s": cpu_seconds(),
                "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join([os.path.basename(sys.executable), "-m",
                                     f"benchmarks.{name}"] + sys.argv[1:]),
-               "machine": machine(), **results}
+               "machine": machine_info or machine(), **results}
     path = os.path.join(out_dir, f"{name}.json")
-    atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    _atomic_write(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
     return path
+
+
+def _atomic_write(path: str, text: str) -> None:
+    """``jtrack.data.atomic_write_text`` without importing jtrack (which
+    imports jax), for the jax-free parent processes: temp file in the same
+    folder, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _json_default(x):
@@ -313,12 +334,14 @@ def stage(msg: str):
     print(f"[{msg}: {time.perf_counter() - t0:.1f}s]", file=sys.stderr, flush=True)
 
 
-def report(out_dir: str, name: str, results: dict, heading: str, table_text: str) -> dict:
+def report(out_dir: str, name: str, results: dict, heading: str, table_text: str,
+           machine_info: dict | None = None) -> dict:
     """Print the machine line, ``heading`` and ``table_text``, write
     ``results`` as ``<out_dir>/<name>.json`` and return them (the common tail
-    of every benchmark's ``main``)."""
-    print(machine_line(machine()))
+    of every benchmark's ``main``; ``machine_info`` as in :func:`write_results`)."""
+    machine_info = machine_info or machine()
+    print(machine_line(machine_info))
     print(heading)
     print(table_text)
-    print("wrote", write_results(out_dir, name, results))
+    print("wrote", write_results(out_dir, name, results, machine_info))
     return results

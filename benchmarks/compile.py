@@ -81,6 +81,7 @@ def child(frames: int, tiny: bool) -> dict:
         "compiles_total": counter.count, "compile_s_total": counter.seconds(),
         "process_to_first_tracked_frame_s": first_box_s,
         "frames": frames,
+        "machine": common.machine(),
     }
 
 
@@ -110,8 +111,9 @@ def run(frames: int = 200, tiny: bool = False) -> dict:
         n_files = sum(len(f) for _, _, f in os.walk(cache))
         with common.stage("warm process: persistent cache"):
             warm = _run_child(cache, min(frames, 3), tiny)
+    warm.pop("machine")
     return {"frames": frames, "tiny": tiny, "cache_entries": n_files,
-            "cold": cold, "warm": warm,
+            "machine": cold.pop("machine"), "cold": cold, "warm": warm,
             "compiles_constant_after_frame2": cold["new_compiles_after_frame2"] == 0}
 
 
@@ -146,12 +148,13 @@ def main(argv=None):
         print(json.dumps(child(a.frames, a.tiny)))
         return None
     r = run(a.frames, a.tiny)
-    print(common.machine_line(common.machine()))
+    machine = r.pop("machine")  # a child's: this parent never imports jax
+    print(common.machine_line(machine))
     print(table(r))
     c = r["cold"]["new_compiles_per_frame_after_frame1"]
     print(f"compilations after frame 1 over {r['frames']} frames: "
           f"{sorted(set(c))} -> constant after frame 2: {r['compiles_constant_after_frame2']}")
-    print("wrote", common.write_results(a.out, "compile", r))
+    print("wrote", common.write_results(a.out, "compile", r, machine))
     return r
 
 

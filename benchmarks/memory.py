@@ -105,6 +105,7 @@ def child(changes: dict, tiny: bool, sequence: str, frames: int) -> dict:
         "tracking_s_per_frame": dt / max(len(imgs) - 2, 1),
         "programs_compiled": counter.count - counter.cache_hits,
         "programs_loaded": counter.cache_hits,
+        "machine": common.machine(),
     }
 
 
@@ -133,7 +134,10 @@ def run(tiny: bool = False, sequence: str = "otb/Crossing", frames: int = 20,
         if p.returncode != 0:
             raise RuntimeError(f"memory child {label} failed ({p.returncode}):\n{err[-3000:]}")
         rows.append({"point": label, **json.loads(out.strip().splitlines()[-1])})
-    return {"sequence": sequence, "frames": frames, "tiny": tiny, "points": rows}
+    # One machine description for the run (this parent never imports jax).
+    machines = [row.pop("machine") for row in rows]
+    return {"sequence": sequence, "frames": frames, "tiny": tiny, "points": rows,
+            "machine": machines[0]}
 
 
 def table(r: dict) -> str:
@@ -157,14 +161,14 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=20, help="tracked frames per configuration")
     p.add_argument("--child", default=None, help=__import__("argparse").SUPPRESS)
     a = p.parse_args(argv)
-    common.enable_compile_cache(a.compile_cache)
     if a.child is not None:
+        common.enable_compile_cache(a.compile_cache)
         print(json.dumps(child(json.loads(a.child), a.tiny, a.sequence, a.frames)))
         return None
     r = run(a.tiny, a.sequence, a.frames, a.compile_cache)
     heading = (f"{r['sequence']}, {r['frames']} tracked frames per configuration "
                "(one process each)")
-    return common.report(a.out, "memory", r, heading, table(r))
+    return common.report(a.out, "memory", r, heading, table(r), r.pop("machine"))
 
 
 if __name__ == "__main__":

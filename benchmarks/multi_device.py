@@ -82,9 +82,11 @@ def child(devices: list[int], sequences: list[str], frames: int, warmup: int,
     return points
 
 
-def _run_child(devices: list[int], args: list[str]) -> list[dict]:
+def _run_child(devices: list[int], args: list[str]) -> dict:
     """One child process with ``max(devices)`` forced host devices (the
-    flag must be set before jax starts) measuring every count."""
+    flag must be set before jax starts) measuring every count:
+    ``{'points': [...], 'machine': ...}`` (the child's machine; this parent
+    never imports jax)."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split()
              if "xla_force_host_platform_device_count" not in f]
@@ -128,22 +130,24 @@ def main(argv=None):
     p.add_argument("--backbone", default=None, help="backbone name (default: the config's)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    common.enable_compile_cache(a.compile_cache)
     seqs = [s.strip() for s in a.sequences.split(",") if s.strip()]
     if a.child is not None:
+        common.enable_compile_cache(a.compile_cache)
         devices = [int(d) for d in a.child.split(",")]
-        print(json.dumps(child(devices, seqs, a.frames, a.warmup, a.tiny, a.backbone)))
+        points = child(devices, seqs, a.frames, a.warmup, a.tiny, a.backbone)
+        print(json.dumps({"points": points, "machine": common.machine()}))
         return None
     args = ["--sequences", a.sequences, "--frames", str(a.frames), "--warmup", str(a.warmup)]
     args += ["--tiny"] if a.tiny else []
     args += ["--backbone", a.backbone] if a.backbone else []
     args += ["--compile-cache", a.compile_cache] if a.compile_cache else []
-    points = _run_child([int(d) for d in a.devices.split(",")], args)
+    res = _run_child([int(d) for d in a.devices.split(",")], args)
+    points = res["points"]
     derive(points)
     r = {"sequences": seqs, "frames": a.frames, "warmup": a.warmup, "points": points}
     heading = (f"{len(seqs)} sequences in lock-step, {a.frames} timed frames each after "
                f"{a.warmup} warm-up; efficiency = frames/s(D) / (D x frames/s(1))")
-    return common.report(a.out, "multi_device", r, heading, table(r))
+    return common.report(a.out, "multi_device", r, heading, table(r), res["machine"])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from benchmarks.reference import percrop_step
 from jtrack.tracking import iou_np
 
 
-def run(sequence: str = "otb/Crossing", frames: int = 15, warmup: int = 2,
+def run(sequence: str = "otb/Crossing", frames: int = 10, warmup: int = 1,
         candidates: int | None = None, config: jtrack.TrackerConfig | None = None) -> dict:
     config = config or jtrack.TrackerConfig()
     if candidates is not None:
@@ -99,8 +99,9 @@ def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--sequence", default="otb/Crossing",
                    help="sequence folder, its name under the data root, or 'synthetic'")
-    p.add_argument("--frames", type=int, default=15, help="timed frames (after frame 0)")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--frames", type=int, default=10, help="timed frames (after frame 0)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed frames per step first (the first call compiles)")
     p.add_argument("--candidates", type=int, default=None,
                    help="candidates per frame (default: the config's, 256)")
     a = p.parse_args(argv)

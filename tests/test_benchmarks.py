@@ -170,3 +170,22 @@ def test_multi_device_child_and_table():
     multi_device.derive(pts)
     assert pts[1]["speedup"] == pytest.approx(1.5) and pts[1]["efficiency"] == pytest.approx(0.75)
     assert "| 2 " in multi_device.table({"points": pts})
+
+
+def test_run_all_groups_and_in_process_timings(tmp_path):
+    """Consecutive single-process benchmarks share one process (unless
+    isolated); the shared process reports each benchmark's own seconds and
+    each JSON records that benchmark's own command."""
+    from benchmarks import run_all
+
+    names = ["per_frame", "breakdown", "memory", "scaling", "multi_target", "compile"]
+    assert run_all._groups(names, isolate=False) == [
+        ["per_frame", "breakdown"], ["memory"], ["scaling", "multi_target"], ["compile"]]
+    assert run_all._groups(names, isolate=True) == [[n] for n in names]
+    timings = tmp_path / "timings.json"
+    run_all.run_in_process(["scaling"], ["--out", str(tmp_path), *TINY, "--frames", "1",
+                                         "--warmup", "1", "--candidates", "16",
+                                         "--sizes", "320x240"], str(timings))
+    t = json.loads(timings.read_text())["scaling"]
+    assert t["wall_s"] > 0 and t["cpu_s"] > 0
+    assert " -m benchmarks.scaling --out" in _json(tmp_path, "scaling")["command"]
