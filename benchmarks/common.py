@@ -188,6 +188,19 @@ def machine_line(m: dict) -> str:
             f"| jax {m['jax']}")
 
 
+def speed_probe(seconds: float = 1.0, n: int = 512) -> float:
+    """GFLOP/s of repeated ``(n, n) @ (n, n)`` float32 numpy matmuls for
+    ``seconds``: a fixed workload that tells how fast a shared machine runs
+    right now (this VM's speed drifted by ~25% between runs of the same
+    suite), so runs on different days can be put side by side."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ a
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
+
+
 def cpu_seconds() -> float:
     """User + system CPU seconds of this process (all threads) and of its
     finished children: on a shared machine this is steadier than wall time."""

@@ -18,7 +18,9 @@ uses its own fresh cache (it measures cold vs warm starts).
 ``--no-shared-cache`` compiles everything in every process.
 
 This process never imports jax (its machine description is the last
-benchmark's).
+benchmark's). It times a fixed numpy workload at the start and the end
+(:func:`common.speed_probe`, GFLOP/s): on a shared machine whose speed
+drifts, that is what tells a slow run from a slow machine.
 
   PYTHONPATH=. python -m benchmarks.run_all
   PYTHONPATH=. python -m benchmarks.run_all --only per_frame,scaling --extra=--tiny
@@ -104,6 +106,9 @@ def main(argv=None) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
     walls, cpus, processes = {}, {}, []
     t_all = time.perf_counter()
+    probe = {"start_gflops": common.speed_probe()}
+    print(f"[machine speed probe: {probe['start_gflops']:.0f} GFLOP/s (numpy matmul)]",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="jtrack-bench-cache-") as cache:
         for group in _groups(names, a.isolate):
             cache_args = [] if a.no_shared_cache or group == ["compile"] else [
@@ -134,11 +139,14 @@ def main(argv=None) -> dict:
                 cpus[first] += cpu - sum(inner[n]["cpu_s"] for n in group)
             else:
                 walls[group[0]], cpus[group[0]] = wall, cpu
+    probe["end_gflops"] = common.speed_probe()
     total = time.perf_counter() - t_all
     rows = [[n, w, cpus[n]] for n, w in walls.items()] + [["total", total, sum(cpus.values())]]
     print(common.format_table(["benchmark", "wall s", "CPU s (user+sys)"], rows))
+    print(f"machine speed probe (numpy matmul): {probe['start_gflops']:.0f} GFLOP/s at the "
+          f"start, {probe['end_gflops']:.0f} at the end")
     r = {"wall_s": walls, "cpu_s": cpus, "total_s": total, "total_cpu_s": sum(cpus.values()),
-         "processes": processes, "shared_cache": not a.no_shared_cache,
+         "processes": processes, "speed_probe": probe, "shared_cache": not a.no_shared_cache,
          "isolated": a.isolate}
     # The machine as the last benchmark saw it (this process never imports jax).
     with open(os.path.join(a.out, f"{names[-1]}.json")) as f:

@@ -182,6 +182,7 @@ def test_run_all_groups_and_in_process_timings(tmp_path):
     assert run_all._groups(names, isolate=False) == [
         ["per_frame", "breakdown"], ["memory"], ["scaling", "multi_target"], ["compile"]]
     assert run_all._groups(names, isolate=True) == [[n] for n in names]
+    assert 0 < common.speed_probe(0.05, n=64) < 1e5  # GFLOP/s
     timings = tmp_path / "timings.json"
     run_all.run_in_process(["scaling"], ["--out", str(tmp_path), *TINY, "--frames", "1",
                                          "--warmup", "1", "--candidates", "16",
