@@ -15,7 +15,10 @@ a temporary folder at the start (so the total is a cold start): a program
 that several of them run (the default ``init`` and ``step``, the head's
 random init, ``step`` with 1024 candidates) is compiled once. ``compile``
 uses its own fresh cache (it measures cold vs warm starts).
-``--no-shared-cache`` compiles everything in every process.
+``--no-shared-cache`` compiles everything in every process;
+``--compile-cache DIR`` keeps the shared cache in ``DIR`` across runs (a
+second run then loads instead of compiling: not a cold start, say so when
+quoting its total).
 
 This process never imports jax (its machine description is the last
 benchmark's). It times a fixed numpy workload at the start and the end
@@ -109,11 +112,12 @@ def main(argv=None) -> dict:
     probe = {"start_gflops": common.speed_probe()}
     print(f"[machine speed probe: {probe['start_gflops']:.0f} GFLOP/s (numpy matmul)]",
           flush=True)
-    with tempfile.TemporaryDirectory(prefix="jtrack-bench-cache-") as cache:
+    with tempfile.TemporaryDirectory(prefix="jtrack-bench-run-") as scratch:
+        cache = a.compile_cache or os.path.join(scratch, "xla-cache")
         for group in _groups(names, a.isolate):
             cache_args = [] if a.no_shared_cache or group == ["compile"] else [
                 "--compile-cache", cache]
-            timings = os.path.join(cache, "timings.json")
+            timings = os.path.join(scratch, "timings.json")
             if len(group) > 1:
                 cmd = [sys.executable, "-m", "benchmarks.run_all", "--in-process",
                        ",".join(group), "--timings", timings, "--out", a.out,
@@ -145,8 +149,12 @@ def main(argv=None) -> dict:
     print(common.format_table(["benchmark", "wall s", "CPU s (user+sys)"], rows))
     print(f"machine speed probe (numpy matmul): {probe['start_gflops']:.0f} GFLOP/s at the "
           f"start, {probe['end_gflops']:.0f} at the end")
+    if a.compile_cache:
+        print(f"compilation cache kept in {a.compile_cache}: programs an earlier run compiled "
+              "were loaded, so this total is not a cold start")
     r = {"wall_s": walls, "cpu_s": cpus, "total_s": total, "total_cpu_s": sum(cpus.values()),
          "processes": processes, "speed_probe": probe, "shared_cache": not a.no_shared_cache,
+         "kept_cache": a.compile_cache,
          "isolated": a.isolate}
     # The machine as the last benchmark saw it (this process never imports jax).
     with open(os.path.join(a.out, f"{names[-1]}.json")) as f:
