@@ -108,6 +108,7 @@ def main(argv=None) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
     walls, cpus, processes = {}, {}, []
+    warm = bool(a.compile_cache and os.path.isdir(a.compile_cache) and os.listdir(a.compile_cache))
     t_all = time.perf_counter()
     probe = {"start_gflops": common.speed_probe()}
     print(f"[machine speed probe: {probe['start_gflops']:.0f} GFLOP/s (numpy matmul)]",
@@ -149,12 +150,12 @@ def main(argv=None) -> dict:
     print(common.format_table(["benchmark", "wall s", "CPU s (user+sys)"], rows))
     print(f"machine speed probe (numpy matmul): {probe['start_gflops']:.0f} GFLOP/s at the "
           f"start, {probe['end_gflops']:.0f} at the end")
-    if a.compile_cache:
+    if warm:
         print(f"compilation cache kept in {a.compile_cache}: programs an earlier run compiled "
               "were loaded, so this total is not a cold start")
     r = {"wall_s": walls, "cpu_s": cpus, "total_s": total, "total_cpu_s": sum(cpus.values()),
          "processes": processes, "speed_probe": probe, "shared_cache": not a.no_shared_cache,
-         "kept_cache": a.compile_cache,
+         "kept_cache": a.compile_cache, "cold_start": not warm,
          "isolated": a.isolate}
     # The machine as the last benchmark saw it (this process never imports jax).
     with open(os.path.join(a.out, f"{names[-1]}.json")) as f:
