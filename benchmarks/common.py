@@ -190,9 +190,9 @@ def machine_line(m: dict) -> str:
 
 def speed_probe(seconds: float = 1.0, n: int = 512) -> float:
     """GFLOP/s of repeated ``(n, n) @ (n, n)`` float32 numpy matmuls for
-    ``seconds``: a fixed workload that tells how fast a shared machine runs
-    right now (this VM's speed drifted by ~25% between runs of the same
-    suite), so runs on different days can be put side by side."""
+    ``seconds``: a fixed compute-bound workload, a hint of how fast a shared
+    machine runs right now (this VM's speed drifted by ~25% between runs of
+    the same suite; the probe sees a slow core, not every slowdown)."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     count, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -201,12 +201,15 @@ def speed_probe(seconds: float = 1.0, n: int = 512) -> float:
     return 2 * n ** 3 * count / (time.perf_counter() - t0) / 1e9
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process (all threads) and of its
-    finished children: on a shared machine this is steadier than wall time."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def cpu_seconds(children: bool = True) -> float:
+    """User + system CPU seconds of this process (all threads) and, with
+    ``children``, of its finished child processes: on a shared machine this
+    is steadier than wall time."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF,) + ((resource.RUSAGE_CHILDREN,) if children else ()):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
 
 
 def write_results(out_dir: str, name: str, results: dict, machine_info: dict | None = None

@@ -23,7 +23,7 @@ quoting its total).
 This process never imports jax (its machine description is the last
 benchmark's). It times a fixed numpy workload at the start and the end
 (:func:`common.speed_probe`, GFLOP/s): on a shared machine whose speed
-drifts, that is what tells a slow run from a slow machine.
+drifts, a hint whether a slow run ran on a slow machine.
 
   PYTHONPATH=. python -m benchmarks.run_all
   PYTHONPATH=. python -m benchmarks.run_all --only per_frame,scaling --extra=--tiny
@@ -31,10 +31,10 @@ drifts, that is what tells a slow run from a slow machine.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -59,11 +59,6 @@ def _groups(names: list[str], isolate: bool) -> list[list[str]]:
     return groups
 
 
-def _own_cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def run_in_process(names: list[str], argv: list[str], timings_path: str) -> None:
     """The child side of a group: each benchmark's ``main(argv)`` in turn,
     its wall and CPU seconds written to ``timings_path`` (JSON)."""
@@ -73,10 +68,10 @@ def run_in_process(names: list[str], argv: list[str], timings_path: str) -> None
             module = importlib.import_module(f"benchmarks.{name}")
             print(f"$ -m benchmarks.{name} {' '.join(argv)}", flush=True)
             sys.argv = [module.__file__] + argv  # the "command" its JSON records
-            t0, c0 = time.perf_counter(), _own_cpu_seconds()
+            t0, c0 = time.perf_counter(), common.cpu_seconds(children=False)
             module.main(argv)
             timings[name] = {"wall_s": time.perf_counter() - t0,
-                             "cpu_s": _own_cpu_seconds() - c0}
+                             "cpu_s": common.cpu_seconds(children=False) - c0}
             print(f"[{name}: {timings[name]['wall_s']:.1f}s wall, "
                   f"{timings[name]['cpu_s']:.1f}s CPU in the shared process]\n", flush=True)
     finally:
@@ -91,8 +86,8 @@ def main(argv=None) -> dict:
     p.add_argument("--no-shared-cache", action="store_true")
     p.add_argument("--isolate", action="store_true", help="one process per benchmark")
     p.add_argument("--extra", default="", help="extra flags passed to every benchmark")
-    p.add_argument("--in-process", default=None, help=__import__("argparse").SUPPRESS)
-    p.add_argument("--timings", default=None, help=__import__("argparse").SUPPRESS)
+    p.add_argument("--in-process", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--timings", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     names = [n.strip() for n in a.only.split(",") if n.strip()]
     unknown = sorted(set(names) - set(ORDER))
