@@ -356,7 +356,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
     if config.reextract_negatives:
         mem = jax.lax.cond(do_update, lambda m: _reextract_negatives(
-            config, m, fmap, rbox, area, box), lambda m: m, mem)
+            config, m, fmap, rbox, area, box, pool), lambda m: m, mem)
     widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
                                                 config.max_widen)).astype(jnp.float32)
     new_state = state.replace(
@@ -370,7 +370,7 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
 
 def _reextract_negatives(config: TrackerConfig, mem: memory.SampleMemory,
                          fmap: jax.Array, rbox: jax.Array, area: jax.Array,
-                         box: jax.Array) -> memory.SampleMemory:
+                         box: jax.Array, pool=None) -> memory.SampleMemory:
     """``reextract_negatives``: every stored negative re-pooled from this
     frame's feature map ``fmap`` (of region ``rbox``), placed around ``box``
     as it was around its own frame's target and clipped to ``area`` like new
@@ -381,7 +381,8 @@ def _reextract_negatives(config: TrackerConfig, mem: memory.SampleMemory,
     placement, up to the clipping)."""
     boxes = _clip_to_area(B.from_relative(mem.neg_rel.reshape(-1, 4), box), area,
                           config.min_box_size)
-    feats = pool_features(config, fmap, region.to_region(boxes, rbox, config.region_size))
+    pool = pool or functools.partial(pool_features, config)  # as in _locate
+    feats = pool(fmap, region.to_region(boxes, rbox, config.region_size))
     feats = jnp.where(jnp.isfinite(feats), feats, 0.0)
     return mem.replace(neg=feats.reshape(mem.neg.shape).astype(mem.neg.dtype))
 
