@@ -76,7 +76,7 @@ def make_tracker(variant: ablation.Variant, base):
         return BASELINES[variant.baseline]()
     from jtrack.eval.trackers import jtrack_tracker
 
-    return jtrack_tracker(variant.config(base), name=variant.name)
+    return jtrack_tracker(variant.config(base), name=variant.name, head=variant.head)
 
 
 def warm_up(tracker, sequences, seed: int) -> float:

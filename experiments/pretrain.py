@@ -75,7 +75,6 @@ flags.DEFINE_integer("ckpt_every", 50, "Checkpoint every N steps.")
 flags.DEFINE_integer("keep", 2, "Checkpoints kept.")
 flags.DEFINE_string("out", None, "Exported fc4/fc5 (.npz); default <ckpt_dir>/head.npz.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
-flags.mark_flags_as_required(["exclude", "ckpt_dir"])
 
 
 def make_config():
@@ -95,62 +94,59 @@ def make_config():
         grad_clip=FLAGS.grad_clip)
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+def prepare(config, sources, progress: bool = True) -> list:
+    """Domains (cached crops or feature maps) of ``[(name, load)]`` sources."""
     import jax
     from tqdm import tqdm
 
-    from jtrack import init_params as tracker_params
-    from jtrack import parallel
-    from jtrack.pretrain.sources import collect_sources
-    from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
-                                 make_optimizer, make_step, prepare_domain, save_head,
-                                 summarize, train_steps)
+    from jtrack import get_backbone
+    from jtrack.pretrain import prepare_domain
 
-    config = make_config()
-    hw = tuple(int(v) for v in FLAGS.synthetic_hw)
     t0 = time.perf_counter()
-    sources, unused = collect_sources(FLAGS.roots, FLAGS.synthetic, FLAGS.synthetic_frames,
-                                      hw, FLAGS.synthetic_seed, FLAGS.exclude,
-                                      FLAGS.max_frames)
-    for pattern in sorted(unused):
-        logging.warning("--exclude %r matched no training sequence (nothing to drop)", pattern)
-    if not sources:
-        raise app.UsageError("no training sequences left after --exclude")
-    print(f"excluded: {FLAGS.exclude}; training domains ({len(sources)}): "
-          + ", ".join(n for n, _ in sources))
-
-    bb_params = tracker_params(config.tracker, jax.random.key(FLAGS.seed))["backbone"]
+    bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
     domains = [prepare_domain(config, name, *load(),
                               None if config.train_backbone else bb_params,
                               holdout=FLAGS.holdout)
-               for name, load in tqdm(sources, desc="preparing domains",
-                                      disable=not FLAGS.progress)]
+               for name, load in tqdm(sources, desc="preparing domains", disable=not progress)]
     cached = "crops" if config.train_backbone else "feature maps"
     print(f"prepared {sum(len(d) for d in domains)} frames in "
           f"{time.perf_counter() - t0:.1f}s (cached {cached})")
+    return domains
+
+
+def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = True) -> dict:
+    """Pretrain on ``domains`` to ``--steps`` (resuming from ``ckpt_dir``),
+    log per-epoch metrics to ``<ckpt_dir>/log.jsonl`` (+ ``log.png``) and
+    export fc4/fc5 to ``out``. Returns the last epoch's log record."""
+    import jax
+    from tqdm import tqdm
+
+    from jtrack import get_backbone, parallel
+    from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
+                                 make_optimizer, make_step, save_head, summarize, train_steps)
 
     mesh = parallel.make_mesh(FLAGS.devices)
     state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)
     if config.train_backbone:  # start from the backbone the tracker would use
+        bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
         state["params"]["backbone"] = parallel.replicate(bb_params, mesh)
         state["opt_state"] = parallel.replicate(make_optimizer(config).init(state["params"]), mesh)
     meta = json.loads(json.dumps({
         "config": dataclasses.asdict(config), "domains": [d.name for d in domains],
         "seed": FLAGS.seed, "data_seed": FLAGS.data_seed, "holdout": FLAGS.holdout}))
-    ckpt = Checkpoints(FLAGS.ckpt_dir, FLAGS.ckpt_every, FLAGS.keep)
+    ckpt = Checkpoints(ckpt_dir, FLAGS.ckpt_every, FLAGS.keep)
     restored = ckpt.restore(state, meta)
     if restored is not None:
         state = restored
-        print(f"resumed from step {int(state['step'])} in {FLAGS.ckpt_dir}")
+        print(f"resumed from step {int(state['step'])} in {ckpt_dir}")
     step_fn = make_step(config, mesh)
     eval_fn = make_eval(config, mesh)
     n_dom = len(domains)
-    log_path = os.path.join(FLAGS.ckpt_dir, "log.jsonl")
+    log_path = os.path.join(ckpt_dir, "log.jsonl")
     bar = tqdm(total=FLAGS.steps, initial=int(state["step"]), desc="pretrain",
-               disable=not FLAGS.progress)
+               disable=not progress)
     epoch_metrics: list = []
+    rec: dict = {}
 
     def on_step(step, st):
         bar.update(1)
@@ -183,11 +179,61 @@ def main(argv):
     ckpt.maybe_save(int(state["step"]), state, meta, force=True)
     ckpt.wait()
     ckpt.close()
-    out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, "head.npz")
+    try:
+        from jtrack.eval.plots import plot_training_log
+        print(f"curves: {plot_training_log(log_path, os.path.splitext(log_path)[0] + '.png')}")
+    except ImportError:
+        print("curves not plotted: matplotlib missing (pip install 'jtrack[plots]')")
     save_head(out, config, jax.device_get(state["params"]),
               {"steps": int(state["step"]), "domains": [d.name for d in domains],
-               "excluded": list(FLAGS.exclude)})
+               "frames": {d.name: len(d) for d in domains}, "excluded": list(exclude),
+               "seed": FLAGS.seed, "data_seed": FLAGS.data_seed,
+               "final": rec})
     print(f"wrote {out}")
+    return rec
+
+
+def sources_from_flags(exclude) -> list:
+    from jtrack.pretrain.sources import collect_sources
+
+    hw = tuple(int(v) for v in FLAGS.synthetic_hw)
+    sources, unused = collect_sources(FLAGS.roots, FLAGS.synthetic, FLAGS.synthetic_frames,
+                                      hw, FLAGS.synthetic_seed, exclude, FLAGS.max_frames)
+    for pattern in sorted(unused):
+        logging.warning("--exclude %r matched no training sequence (nothing to drop)", pattern)
+    if not sources:
+        raise app.UsageError("no training sequences left after --exclude")
+    return sources
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    if FLAGS.exclude is None or not FLAGS.ckpt_dir:
+        raise app.UsageError("--exclude and --ckpt_dir are required (pass --exclude= to "
+                             "exclude nothing, deliberately)")
+    config = make_config()
+    sources = sources_from_flags(FLAGS.exclude)
+    print(f"excluded: {FLAGS.exclude}; training domains ({len(sources)}): "
+          + ", ".join(n for n, _ in sources))
+    t0 = time.perf_counter()
+    domains = prepare(config, sources, FLAGS.progress)
+    out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, "head.npz")
+    train(config, domains, FLAGS.ckpt_dir, out, FLAGS.exclude, FLAGS.progress)
+    import platform
+    import sys
+
+    import jax
+
+    from jtrack.pretrain.head import write_manifest
+    path = os.path.splitext(out)[0] + ".json"
+    write_manifest(out, path, "python -m experiments.pretrain " + " ".join(sys.argv[1:]), {
+        "recipe": json.loads(json.dumps(dataclasses.asdict(config))),
+        "holdout": FLAGS.holdout,
+        "wall_s_this_run": round(time.perf_counter() - t0, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} "
+                   f"on {jax.default_backend()}"})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

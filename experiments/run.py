@@ -26,6 +26,10 @@ flags.DEFINE_string("results_dir", None, "Output folder (resumed if it exists)."
 flags.DEFINE_string("tracker", "jtrack", "'jtrack' or a baseline: 'static'.")
 flags.DEFINE_string("tracker_config", None, "JSON file of TrackerConfig fields.")
 flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSON value).")
+flags.DEFINE_enum("head", "random", ["random", "pretrained"], "jtrack's initial head: "
+                  "random or the shipped pretrained one (pair it with "
+                  "--config_override='layer_lr=[[\"fc4\",0.1],[\"fc5\",0.1],[\"fc6\",10]]'); "
+                  "recorded in experiment.json.")
 flags.DEFINE_list("seeds", ["0"], "Seeds; several -> seed_<k>/ subfolders, mean ± std.")
 flags.DEFINE_list("sequences", None, "Only these sequences.")
 flags.DEFINE_integer("max_frames", None, "Truncate sequences (quick runs).")
@@ -36,12 +40,12 @@ flags.DEFINE_list("eao_range", None, "lo,hi sequence lengths for EAO.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.mark_flags_as_required(["root", "results_dir"])
 
-_OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config",
+_OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config", "head",
               "config_override", "seeds", "sequences", "max_frames", "protocol",
               "max_workers", "eao_range", "progress")
 
 
-def make_tracker(name: str, config_path, overrides):
+def make_tracker(name: str, config_path, overrides, head="random"):
     from jtrack.eval.baselines import BASELINES
 
     if name in BASELINES:
@@ -50,12 +54,13 @@ def make_tracker(name: str, config_path, overrides):
         raise ValueError(f"unknown tracker {name!r}; expected 'jtrack' or {sorted(BASELINES)}")
     from jtrack.eval.trackers import jtrack_tracker
 
-    return jtrack_tracker(load_config(config_path, overrides))
+    return jtrack_tracker(load_config(config_path, overrides), head=head)
 
 
 def main(argv):
     del argv
-    tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override)
+    tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override,
+                           FLAGS.head)
     spec = RunSpec(
         dataset=FLAGS.dataset, root=FLAGS.root, results_dir=FLAGS.results_dir,
         seeds=tuple(int(s) for s in FLAGS.seeds),

@@ -12,6 +12,13 @@ import dataclasses
 import math
 
 
+# Online rates for the shipped pretrained head (init_params(..., head="pretrained")):
+# fc4/fc5 at 0.1x keep what pretraining learned, which MDNet's 1x overwrites on
+# the first frame (leave-domains-out validation, docs/pretraining.md).
+PRETRAINED_LAYER_LR: tuple[tuple[str, float], ...] = (("fc4", 0.1), ("fc5", 0.1),
+                                                      ("fc6", 10.0))
+
+
 @dataclasses.dataclass(frozen=True)
 class TrackerConfig:
     # --- network -----------------------------------------------------------
@@ -101,6 +108,7 @@ class TrackerConfig:
 
     # --- optimiser (optax.multi_transform per layer) -----------------------
     # (layer, learning-rate multiplier); layers absent or with 0 are frozen.
+    # MDNet's rates; with the shipped pretrained head use PRETRAINED_LAYER_LR.
     layer_lr: tuple[tuple[str, float], ...] = (("fc4", 1.0), ("fc5", 1.0), ("fc6", 10.0))
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -248,10 +256,19 @@ def load_config(path: str | None = None, overrides=(), backbone: str | None = No
         if not sep:
             raise ValueError(f"override expects field=value, got {item!r}")
         fields[key.strip()] = _parse_value(value.strip())
+    return with_fields(TrackerConfig(), fields)
+
+
+def with_fields(config: TrackerConfig, fields: dict) -> TrackerConfig:
+    """``config`` with ``fields`` (JSON-like values: lists become tuples)
+    replaced. Raises ValueError naming an unknown field or a value of the
+    wrong type or out of range."""
+    import json
+
     known = {f.name for f in dataclasses.fields(TrackerConfig)}
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"unknown TrackerConfig fields: {unknown}")
-    config = TrackerConfig(**fields)
+    config = config.replace(**{k: _parse_value(json.dumps(v)) for k, v in fields.items()})
     _check_types(config)
     return config

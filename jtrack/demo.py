@@ -20,6 +20,10 @@ _SEQUENCE = flags.DEFINE_string(
 _FRAMES = flags.DEFINE_integer("max_frames", None, "track at most this many frames")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (head initialisation and sampling)")
 _BACKBONE = flags.DEFINE_string("backbone", None, "backbone name (default: the config's)")
+_HEAD = flags.DEFINE_enum("head", "random", ["random", "pretrained"],
+                          "initial head: random, or the one pretrained on real videos "
+                          "that ships with jtrack (then pass the matching online rates, "
+                          "docs/pretraining.md)")
 _QUIET = flags.DEFINE_bool("quiet", False, "only print the summary")
 _RESEARCH = flags.DEFINE_bool("research_metrics", False,
                               "after each online update, log the classifier's PR, RR and "
@@ -52,13 +56,18 @@ def main(argv):
     import jtrack
     from jtrack.eval.otb import ope_metrics
     from jtrack.tracking import track_sequence
+    from jtrack.config import PRETRAINED_LAYER_LR
+    from jtrack.weights import shipped
 
     overrides = {} if _BACKBONE.value is None else {"backbone": _BACKBONE.value}
     config = jtrack.TrackerConfig(**overrides)
     name, frames, gt = _load(_SEQUENCE.value, _FRAMES.value)
+    head = _HEAD.value
+    if head == "pretrained":
+        config = config.replace(layer_lr=PRETRAINED_LAYER_LR)
     print(f"jtrack demo: {name}, {len(gt)} frames, backbone {config.backbone}, "
-          f"devices {jax.devices()}", flush=True)
-    params = jtrack.init_params(config, jax.random.key(_SEED.value))
+          f"{shipped.summary(head)}, devices {jax.devices()}", flush=True)
+    params = jtrack.init_params(config, jax.random.key(_SEED.value), head=head)
     updates = []
     t0 = time.perf_counter()
     boxes, scores, times = track_sequence(

@@ -73,9 +73,19 @@ def feature_dim(config: TrackerConfig) -> int:
     return config.roi_size ** 2 * nets.get_backbone(config.backbone).channels
 
 
-def init_params(config: TrackerConfig, key: jax.Array) -> dict:
+def init_params(config: TrackerConfig, key: jax.Array, head: str = "random") -> dict:
     """{'backbone': ..., 'head': ...}: backbone params from the backbone's own
-    ``init`` (pretrained where it ships weights), random head."""
+    ``init`` (pretrained where it ships weights) and the head: ``"random"``
+    = random fc4/fc5/fc6; ``"pretrained"`` = the head shipped in the package
+    (:mod:`jtrack.weights.shipped`: fc4/fc5 and the mean of the pretraining
+    fc6 branches), which raises ValueError naming the field when ``config``
+    is not the network it was trained for. The default stays random: on the
+    evaluation clips the shipped head tracks worse (docs/pretraining.md)."""
+    if head == "pretrained":
+        from jtrack.weights import shipped
+        return shipped.load(config, _as_key(key))
+    if head != "random":
+        raise ValueError(f"head must be 'pretrained' or 'random', got {head!r}")
     kb, kh = jax.random.split(_as_key(key))
     backbone = nets.get_backbone(config.backbone)
     return {"backbone": backbone.init(kb),

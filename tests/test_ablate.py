@@ -45,6 +45,7 @@ def test_every_variant_is_valid_and_changes_the_config():
         else:
             diff = {f for f in cfg.__dataclass_fields__ if getattr(cfg, f) != getattr(default, f)}
             assert diff == {k for k, _ in v.overrides}, v.name
+            assert diff or v.head != "random", v.name  # a change of config or of weights
             changed[v.name] = diff
     # every design choice of the issue is covered
     fields = set().union(*changed.values())

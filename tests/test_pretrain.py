@@ -17,6 +17,7 @@ from jtrack.data.synthetic import moving_object
 from jtrack.pretrain import (Checkpoints, PretrainConfig, apply_exclude, evaluate,
                              held_batches, init_state, load_head, load_params, make_eval,
                              make_step, prepare_domain, save_head, summarize, train_steps)
+from jtrack.pretrain.head import arrays_sha256, write_manifest
 from jtrack.pretrain.sources import collect_sources
 
 
@@ -170,11 +171,25 @@ def test_head_export_loads_into_tracker(domains, tmp_path):
     head = load_head(path, TC, jax.random.key(3))
     np.testing.assert_array_equal(head["fc4"]["kernel"], params["fc4"]["kernel"])
     np.testing.assert_array_equal(head["fc5"]["bias"], params["fc5"]["bias"])
-    assert head["fc6"]["kernel"].shape == (TC.hidden, 2)
+    # fc6 from the file: the mean of the 3 domain branches; or fresh random
+    np.testing.assert_allclose(head["fc6"]["kernel"], params["fc6"]["kernel"].mean(0),
+                               rtol=1e-6)
+    fresh = load_head(path, TC, jax.random.key(3), fc6="random")
+    assert fresh["fc6"]["kernel"].shape == (TC.hidden, 2)
+    assert not np.allclose(fresh["fc6"]["kernel"], head["fc6"]["kernel"])
     full = load_params(path, TC, jax.random.key(3))
     tracker._check_params(TC, full)  # the shape check jtrack.init applies
     with pytest.raises(ValueError, match="hidden 32 in the file vs 64"):
         load_head(path, TC.replace(hidden=64), jax.random.key(0))
+    with pytest.raises(ValueError, match="region_size 48 in the file vs 64"):
+        load_head(path, TC.replace(region_size=64), jax.random.key(0))
+    # the manifest: the arrays' hash, and what a loader must match
+    man = write_manifest(path, str(tmp_path / "head.json"), "cmd", {"note": 1})
+    assert man["sha256"] == arrays_sha256(path) and len(man["sha256"]) == 64
+    assert man["must_match"]["hidden"] == 32 and man["steps"] == 2 and man["note"] == 1
+    params["fc4"]["kernel"] = params["fc4"]["kernel"] + 1.0
+    save_head(path, CFG, params, {"steps": 2})
+    assert arrays_sha256(path) != man["sha256"]
 
 
 def test_bad_settings_are_named():

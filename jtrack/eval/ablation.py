@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from jtrack.config import TrackerConfig
+from jtrack.config import PRETRAINED_LAYER_LR, TrackerConfig
 from jtrack.eval import otb, scoring
 
 
@@ -35,6 +35,8 @@ class Variant:
       description: what differs from the full tracker.
       overrides: ``(field, value)`` pairs applied to the base TrackerConfig.
       baseline: a ``BASELINES`` key: run that tracker instead of jtrack.
+      head: ``jtrack.init_params``'s head: ``"random"`` or ``"pretrained"``
+        (the shipped one).
       cost: rough run time relative to the full tracker, for scheduling
         (slowest first) when no measured time of an earlier run exists.
     """
@@ -44,6 +46,7 @@ class Variant:
     overrides: tuple[tuple[str, Any], ...] = ()
     baseline: str | None = None
     cost: float = 1.0
+    head: str = "random"
 
     @property
     def stochastic(self) -> bool:
@@ -65,6 +68,11 @@ _ONE_LR = (("fc4", 1.0), ("fc5", 1.0), ("fc6", 1.0))
 # design choice changed at a time, then the classic trackers.
 VARIANTS: tuple[Variant, ...] = (
     Variant("full", "full tracker (defaults: EfficientNet-Lite0, 3x region, 256 candidates)"),
+    Variant("pretrained", "the shipped head pretrained on 12 real domains, fc4/fc5 trained "
+            "online at 0.1x (default: random head, MDNet's rates)",
+            (("layer_lr", PRETRAINED_LAYER_LR),), head="pretrained"),
+    Variant("pretrained_mdnet_rates", "the shipped pretrained head trained online at "
+            "MDNet's rates (fc4/fc5 at 1x)", head="pretrained"),
     Variant("no_online_update", "head trained on the first frame only",
             (("online_update", False),)),
     Variant("random_negatives", "no hard negative mining: random negatives",

@@ -25,11 +25,7 @@ def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
       the two PNG paths. Legends are sorted best first and show AUC /
       precision@20 px, as the OTB toolkit's plots.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     specs = [("success", IOU_THRESHOLDS, "Overlap threshold", "Success rate",
@@ -48,9 +44,49 @@ def plot_ope(curves: Mapping[str, Mapping[str, np.ndarray]], out_dir: str,
         ax.legend(loc="lower left" if key == "success" else "lower right",
                   fontsize=7 if many else 8)
         path = os.path.join(out_dir, prefix + key + ".png")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        atomic_write_bytes(path, buf.getvalue())
+        _save(plt, fig, path)
         paths.append(path)
     return paths
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(plt, fig, path: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_training_log(log_path: str, png_path: str) -> str:
+    """Training curves of a pretraining ``log.jsonl`` (one record per epoch:
+    ``{'step', 'train': {metric: v}, 'held': {metric: v}}``): one panel per
+    metric, training and held-out frames. Returns ``png_path``."""
+    import json
+
+    with open(log_path, encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    if not recs:
+        raise ValueError(f"{log_path}: no records to plot")
+    plt = _pyplot()
+    metrics = list(recs[0]["train"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), dpi=100)
+    steps = [r["step"] for r in recs]
+    for ax, m in zip(np.atleast_1d(axes), metrics):
+        for part, style in (("train", "-"), ("held", "--")):
+            ax.plot(steps, [r.get(part, {}).get(m, np.nan) for r in recs], style,
+                    label=part)
+        ax.set(title=m, xlabel="step")
+        ax.grid(alpha=0.3)
+        if m != "loss":
+            ax.set_ylim(0, 1.02)
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    _save(plt, fig, png_path)
+    return png_path

@@ -30,17 +30,21 @@ class Tracker:
     config: dict = dataclasses.field(default_factory=dict)  # recorded with results
 
 
-def jtrack_tracker(config=None, params=None, name: str = "jtrack") -> Tracker:
+def jtrack_tracker(config=None, params=None, name: str = "jtrack",
+                   head: str = "random") -> Tracker:
     """The jtrack tracker behind the :class:`Tracker` interface.
 
-    Uses ``jtrack.init_params(config, key(seed))`` (unless ``params`` is
-    given), ``jtrack.init(config, params, frame, box, key)`` and
+    Uses ``jtrack.init_params(config, key(seed), head=head)`` unless
+    ``params`` is given (the weights are recorded in
+    ``Tracker.config['weights']``), ``jtrack.init(config, params, frame, box, key)`` and
     ``jtrack.step(config, state, frame) -> (state, out)`` with ``out.box``
     and ``out.score``. Arrays are created on the current default device, so a
     runner worker inside ``jax.default_device(d)`` tracks on ``d``.
     """
     import jax
     import jtrack
+
+    from jtrack.weights import shipped
 
     config = jtrack.TrackerConfig() if config is None else config
     cache: dict = {}
@@ -53,7 +57,7 @@ def jtrack_tracker(config=None, params=None, name: str = "jtrack") -> Tracker:
         with lock:  # one params pytree per (seed, device), made once
             key = (seed, str(dev))
             if key not in cache:
-                cache[key] = jtrack.init_params(config, jax.random.key(seed))
+                cache[key] = jtrack.init_params(config, jax.random.key(seed), head=head)
             return cache[key]
 
     def init(frame, box, seed):
@@ -65,4 +69,6 @@ def jtrack_tracker(config=None, params=None, name: str = "jtrack") -> Tracker:
         state, out = jtrack.step(config, state, frame)
         return state, np.asarray(out.box), float(out.score)
 
-    return Tracker(init=init, step=step, name=name, config=dataclasses.asdict(config))
+    weights = {"head": "given params"} if params is not None else shipped.describe(head)
+    return Tracker(init=init, step=step, name=name,
+                   config={**dataclasses.asdict(config), "weights": weights})

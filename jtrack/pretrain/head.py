@@ -1,25 +1,27 @@
-"""Export the pretrained fc4/fc5 and load them into the online tracker.
+"""Export the pretrained head and load it into the online tracker.
 
-The export is one ``.npz`` (written atomically) with the shared layers only:
-``fc4/kernel``, ``fc4/bias``, ``fc5/kernel``, ``fc5/bias`` (and
-``backbone/...`` leaves when the backbone was trained) plus the geometry they
-were trained for (backbone, roi_size, feature_norm, hidden). The per-domain
-fc6 branches are not exported: like MDNet, the tracker starts every sequence
-with a fresh random fc6.
+The export is one ``.npz`` (written atomically): the shared ``fc4``/``fc5``,
+``fc6`` = the mean of the per-domain fc6 branches (a generic
+target-vs-background layer; :func:`load_head` can ignore it and draw a fresh
+random fc6, as MDNet does), ``backbone/...`` leaves when the backbone was
+trained, and the geometry they were trained for (backbone, RoI pooling,
+feature normalisation, head width, search region). :func:`write_manifest`
+describes a file for shipping (:mod:`jtrack.weights.shipped`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-import tempfile
 
 import jax
 import numpy as np
 
 from jtrack import nets
 from jtrack.config import TrackerConfig
+from jtrack.data.results import atomic_write_bytes
 from jtrack.pretrain.config import PretrainConfig
 from jtrack.tracker import feature_dim, init_params
 
@@ -27,9 +29,27 @@ _META = "__meta__"
 
 
 def _geometry(tc: TrackerConfig) -> dict:
+    """The TrackerConfig fields a head is tied to: the features it was trained
+    on (backbone, pooling, normalisation, pixels per target) and its width."""
     return {"backbone": tc.backbone, "roi_size": tc.roi_size,
             "roi_sampling": tc.roi_sampling, "feature_norm": tc.feature_norm,
-            "hidden": tc.hidden, "feature_dim": feature_dim(tc)}
+            "hidden": tc.hidden, "feature_dim": feature_dim(tc),
+            "region_size": tc.region_size, "region_scale": tc.region_scale}
+
+
+def arrays_sha256(path: str) -> str:
+    """sha256 over a head file's arrays (name, dtype, shape, bytes; sorted by
+    name; the metadata entry excluded): equal for equal weights, whatever
+    the zip container's timestamps."""
+    h = hashlib.sha256()
+    with np.load(path) as z:
+        for name in sorted(z.files):
+            if name == _META:
+                continue
+            a = np.ascontiguousarray(z[name])
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _flatten(tree, prefix: str) -> dict[str, np.ndarray]:
@@ -55,20 +75,37 @@ def _unflatten(arrays: dict[str, np.ndarray], prefix: str) -> dict:
 
 def save_head(path: str, config: PretrainConfig, params: dict, extra: dict | None = None
               ) -> None:
-    """Write fc4/fc5 (and a trained backbone) of pretraining ``params`` to ``path``."""
-    arrays = {**_flatten({"fc4": params["fc4"], "fc5": params["fc5"]}, "head")}
+    """Write fc4/fc5 (and a trained backbone) of pretraining ``params`` to
+    ``path``, with the mean of the per-domain fc6 branches as ``fc6``: a
+    generic target-vs-background layer a tracker may start from."""
+    fc6 = jax.tree.map(lambda a: np.asarray(a).mean(axis=0), params["fc6"])
+    arrays = {**_flatten({"fc4": params["fc4"], "fc5": params["fc5"], "fc6": fc6}, "head")}
     if "backbone" in params:
         arrays.update(_flatten(params["backbone"], "backbone"))
     meta = {**_geometry(config.tracker), **(extra or {})}
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:  # atomic: readers never see half a file
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())  # readers never see half a file
+
+
+def write_manifest(head_path: str, manifest_path: str, command: str, extra: dict) -> dict:
+    """Write the JSON manifest of a head file (atomically) and return it: the
+    command that built it, the TrackerConfig fields a loader must match
+    (``must_match``), the file's metadata (domains, frames, steps, seeds,
+    final metrics), the sha256 of its arrays and the jtrack version."""
+    import jtrack
+
+    _, backbone, meta = read_head(head_path)
+    man = {"file": os.path.basename(head_path), "command": command,
+           "jtrack_version": jtrack.__version__,
+           "sha256": arrays_sha256(head_path),
+           "must_match": {k: meta[k] for k in _geometry(TrackerConfig()) if k != "feature_dim"},
+           "backbone_trained": backbone is not None,
+           **{k: v for k, v in meta.items() if k not in _geometry(TrackerConfig())},
+           **extra}
+    atomic_write_bytes(manifest_path, (json.dumps(man, indent=1) + "\n").encode())
+    return man
 
 
 def read_head(path: str) -> tuple[dict, dict | None, dict]:
@@ -89,32 +126,38 @@ def read_head(path: str) -> tuple[dict, dict | None, dict]:
     return head, backbone, meta
 
 
-def load_head(path: str, config: TrackerConfig, key: jax.Array) -> dict:
-    """Tracker head ``{'fc4', 'fc5', 'fc6'}``: pretrained fc4/fc5 from ``path``
-    and a fresh random fc6 (from ``key``). Raises ``ValueError`` when the file
-    was trained for another backbone / RoI size / feature normalisation /
-    head width than ``config``."""
+def load_head(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file") -> dict:
+    """Tracker head ``{'fc4', 'fc5', 'fc6'}``: pretrained fc4/fc5 from ``path``;
+    fc6 from the file (``fc6="file"``: the mean of the pretraining branches,
+    when the file has one) or fresh random from ``key`` (``"random"``, as
+    MDNet). Raises ``ValueError`` when the file was trained for another
+    backbone / RoI size / feature normalisation / head width / region
+    geometry than ``config``."""
+    if fc6 not in ("file", "random"):
+        raise ValueError(f"fc6 must be 'file' or 'random', got {fc6!r}")
     head, _, meta = read_head(path)
     want = _geometry(config)
-    diff = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+    # Files written before region_size/region_scale were recorded skip those.
+    diff = {k: (meta.get(k), v) for k, v in want.items() if k in meta and meta[k] != v}
     if diff:
         raise ValueError(f"{path} was pretrained for a different network: " + ", ".join(
             f"{k} {got!r} in the file vs {exp!r} in the config" for k, (got, exp) in diff.items()))
     fresh = nets.init_head(key, feature_dim(config), config.hidden)
-    for layer in ("fc4", "fc5"):
+    layers = ("fc4", "fc5", "fc6") if fc6 == "file" and "fc6" in head else ("fc4", "fc5")
+    for layer in layers:
         for leaf in ("kernel", "bias"):
             if head[layer][leaf].shape != fresh[layer][leaf].shape:
                 raise ValueError(f"{path}: {layer}/{leaf} has shape {head[layer][leaf].shape}, "
                                  f"expected {fresh[layer][leaf].shape}")
-    return {"fc4": jax.tree.map(np.asarray, head["fc4"]),
-            "fc5": jax.tree.map(np.asarray, head["fc5"]), "fc6": fresh["fc6"]}
+    return {**fresh, **{layer: jax.tree.map(np.asarray, head[layer]) for layer in layers}}
 
 
-def load_params(path: str, config: TrackerConfig, key: jax.Array) -> dict:
+def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file") -> dict:
     """``{'backbone', 'head'}`` for :func:`jtrack.init`: :func:`jtrack.init_params`
-    with the head (and a trained backbone, if the file has one) from ``path``."""
+    with the head (:func:`load_head`) and a trained backbone, if the file has
+    one, from ``path``."""
     kp, kh = jax.random.split(key)
-    params = init_params(config, kp)
+    params = init_params(config, kp, head="random")
     _, backbone, _ = read_head(path)
     if backbone is not None:
         want = jax.tree.map(np.shape, params["backbone"])
@@ -123,5 +166,5 @@ def load_params(path: str, config: TrackerConfig, key: jax.Array) -> dict:
             raise ValueError(f"{path}: backbone parameters do not match backbone "
                              f"{config.backbone!r}")
         params["backbone"] = backbone
-    params["head"] = load_head(path, config, kh)
+    params["head"] = load_head(path, config, kh, fc6)
     return params

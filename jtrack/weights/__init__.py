@@ -1,4 +1,5 @@
-"""Weight files: torch-free .pth reading, pretrained EfficientNet-Lite0, MDNet.
+"""Weight files: the shipped pretrained head (:mod:`~jtrack.weights.shipped`),
+torch-free .pth reading, pretrained EfficientNet-Lite0, MDNet.
 
 Importing this package is cheap (no scipy, no weight files touched).
 """
