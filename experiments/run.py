@@ -12,12 +12,13 @@ Rerunning the same command skips finished sequences. See
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
 from jtrack.config import load_config
 from jtrack.data import KINDS
-from jtrack.eval.runner import RunSpec, run_experiment, write_json
+from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment, write_json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", "otb", list(KINDS) + ["auto"], "Benchmark layout of --root.")
@@ -66,10 +67,19 @@ def main(argv):
     os.makedirs(spec.results_dir, exist_ok=True)
     write_json(os.path.join(spec.results_dir, "flags.json"),
                {k: FLAGS[k].value for k in _OUR_FLAGS})
-    summary = run_experiment(spec, tracker)
+    try:
+        summary, failure = run_experiment(spec, tracker), None
+    except SequencesFailed as e:  # the others are scored: show them, then fail
+        summary, failure = e.summary, e
     print(summary["table_md"])
+    if summary.get("skipped_frames"):
+        print(f"skipped {summary['skipped_frames']} unreadable frame(s) (not tracked, "
+              "counted as misses; see <sequence>_skipped.txt)")
     print(f"results: {os.path.abspath(spec.results_dir)} "
-          f"({summary['skipped_done']} sequence run(s) already done)")
+          f"({summary.get('skipped_done', 0)} sequence run(s) already done)")
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

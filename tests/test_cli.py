@@ -5,8 +5,11 @@ tests/_small_config.py: the plumbing is under test, not accuracy."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import imageio.v3 as iio
 import numpy as np
@@ -33,10 +36,12 @@ def crossing():
 
 
 def _rows(path):
+    """The numeric columns of a boxes CSV (every row tracked: status ok)."""
     with open(path) as f:
         header, *lines = f.read().splitlines()
-    assert header == "frame,target,x,y,w,h,score"
-    return np.array([[float(v) for v in line.split(",")] for line in lines])
+    assert header == "frame,target,x,y,w,h,score,status"
+    assert all(line.endswith(",ok") for line in lines), lines
+    return np.array([[float(v) for v in line.split(",")[:-1]] for line in lines])
 
 
 def test_track_folder_writes_boxes_video_gif_and_frames(crossing, tmp_path, capsys):
@@ -83,12 +88,16 @@ def test_track_video_with_two_targets_json(crossing, tmp_path):
     starts = [seq.gt[0], np.array([40.0, 60.0, 30.0, 30.0])]
     box_flags = [f"--box={','.join(f'{v:g}' for v in b)}" for b in starts]
     rc = cli.main(["jtrack", "track", str(clip), "--out_dir", str(tmp_path),
-                   "--boxes", str(tmp_path / "b.json")] + box_flags + CFG_FLAGS)
+                   "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "o.mp4")]
+                  + box_flags + CFG_FLAGS)
     assert rc == 0
+    # --fps defaults to the input video's frame rate
+    assert iio.immeta(tmp_path / "o.mp4", plugin="FFMPEG")["fps"] == pytest.approx(10)
     doc = json.loads((tmp_path / "b.json").read_text())
     assert doc["targets"] == 2 and doc["frames"] == N
     assert [(r["frame"], r["target"]) for r in doc["rows"]] == [
         (i, k) for i in range(N) for k in range(2)]
+    assert {r["status"] for r in doc["rows"]} == {"ok"}
     first = [[r[c] for c in "xywh"] for r in doc["rows"][:2]]
     np.testing.assert_allclose(first, np.stack(starts), atol=1e-3)
     assert not list(tmp_path.glob(".*.tmp*")), "temp files left behind"
@@ -133,3 +142,79 @@ def test_console_entry_point_runs_as_a_module():
                        cwd=os.path.dirname(os.path.dirname(__file__)))
     assert r.returncode == 0, r.stderr
     assert "--results_dir" in r.stdout and "jtrack eval --dataset otb" in r.stdout
+
+
+# ----------------------------------------------------------------------------
+# bad frames, flushing and --resume (issue 22), on real frames
+
+@pytest.fixture(scope="module")
+def truncated_folder(crossing, tmp_path_factory):
+    """Crossing frames 1-9 with 0006.jpg cut to its first 500 bytes."""
+    folder = tmp_path_factory.mktemp("bad") / "Crossing9"
+    folder.mkdir()
+    for f in crossing[1].frames[:9]:
+        shutil.copy(f, folder)
+    data = (folder / "0006.jpg").read_bytes()
+    (folder / "0006.jpg").write_bytes(data[:500])
+    return str(folder)
+
+
+def _track_bad(folder, tmp_path, *extra):
+    return cli.main(["jtrack", "track", folder, "--box=204,150,17,50",
+                     "--boxes", str(tmp_path / "out.csv")] + list(extra) + CFG_FLAGS)
+
+
+def test_bad_frame_is_skipped_and_reported(truncated_folder, tmp_path, capsys):
+    rc = _track_bad(truncated_folder, tmp_path, "--out", str(tmp_path / "v.mp4"))
+    out, err = capsys.readouterr()
+    assert rc == 0
+    rows = cli.read_rows(str(tmp_path / "out.csv"))
+    assert [r[0] for r in rows] == list(range(9))
+    assert [r[7] for r in rows] == ["ok"] * 5 + ["skipped"] + ["ok"] * 3
+    assert np.isnan(rows[5][2:7]).all() and np.isfinite([r[2:7] for r in rows if r[7] == "ok"]).all()
+    assert "skipped 1 of 9 frames" in out and out.count("\n") >= 2
+    assert "0006.jpg" in err and "Truncated" in err
+    # the annotated video keeps every frame: the skipped one repeats frame 4
+    v = iio.imread(tmp_path / "v.mp4", plugin="FFMPEG").astype(int)
+    assert v.shape[0] == 9
+    assert np.abs(v[5] - v[4]).mean() < 1.0 < np.abs(v[6] - v[5]).mean()
+
+
+def test_on_bad_frame_stop_keeps_the_frames_before(truncated_folder, tmp_path, capsys):
+    assert _track_bad(truncated_folder, tmp_path / "skip") == 0
+    rc = _track_bad(truncated_folder, tmp_path, "--on_bad_frame=stop")
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "frame 5" in err and "0006.jpg" in err and "frames 0-4" in err
+    rows = cli.read_rows(str(tmp_path / "out.csv"))
+    assert [r[0] for r in rows] == list(range(5)) and {r[7] for r in rows} == {"ok"}
+    assert rows == cli.read_rows(str(tmp_path / "skip" / "out.csv"))[:5]
+    assert not list(tmp_path.glob(".out.csv.*.tmp")), "temp files left behind"
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path):
+    """A run killed with SIGKILL after its rows file holds 12 frames, then
+    rerun with --resume, gives the boxes of one uninterrupted run."""
+    n = 30
+    args = ["track", crossing[0], "--max_frames", str(n), "--flush_every", "5"] + CFG_FLAGS
+    ref, out = tmp_path / "ref.csv", tmp_path / "run.csv"
+    assert cli.main(["jtrack"] + args + ["--boxes", str(ref)]) == 0
+    child = subprocess.Popen([sys.executable, "-m", "jtrack.cli"] + args + ["--boxes", str(out)],
+                             cwd=os.path.dirname(os.path.dirname(__file__)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not (out.exists() and len(out.read_text().splitlines()) > 1 + 12):
+        assert child.poll() is None, child.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "the child never flushed 12 frames"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -9
+    killed = cli.read_rows(str(out))
+    assert 12 <= len(killed) < n, "killed after the end: nothing left to resume"
+    assert cli.main(["jtrack"] + args + ["--boxes", str(out), "--resume"]) == 0
+    got, want = cli.read_rows(str(out)), cli.read_rows(str(ref))
+    assert [r[:2] for r in got] == [r[:2] for r in want] == [(i, 0) for i in range(n)]
+    np.testing.assert_allclose([r[2:7] for r in got], [r[2:7] for r in want], atol=1e-3)
+    assert killed == got[:len(killed)]  # the rows on disk at the kill were already final
+    assert not (tmp_path / ".run.csv.resume").exists()  # finished: checkpoints removed

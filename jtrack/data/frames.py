@@ -6,6 +6,7 @@ benchmark should say which file, not "cannot identify image".
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterator
@@ -77,6 +78,42 @@ def iter_video(path: str) -> Iterator[np.ndarray]:
             yield to_rgb_uint8(img, path)
     except (OSError, RuntimeError, ValueError) as e:
         raise ValueError(f"cannot decode video {path}: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class BadFrame:
+    """A frame that could not be read or decoded, in place of its pixels:
+    tracking skips it instead of losing the frames around it."""
+
+    index: int     # 0-based frame index
+    where: str     # image file or video path
+    reason: str    # the reader's error message (names the file)
+
+
+def read_frame_or_bad(index: int, path: str) -> np.ndarray | BadFrame:
+    """:func:`load_frame`, a :class:`BadFrame` instead of its errors."""
+    try:
+        return load_frame(path)
+    except (FileNotFoundError, ValueError) as e:
+        return BadFrame(index, path, str(e))
+
+
+def stop_at_bad(frames: Iterator[np.ndarray], where: str) -> Iterator[np.ndarray | BadFrame]:
+    """The frames of a decoder (video, GIF); a decode error ends the stream
+    with one :class:`BadFrame` (a decoder cannot resync past it: the frames
+    after it are not read)."""
+    i = 0
+    try:
+        for frame in frames:
+            yield frame
+            i += 1
+    except ValueError as e:
+        yield BadFrame(i, where, f"{e} (decoding stopped at frame {i})")
+
+
+def iter_video_or_bad(path: str) -> Iterator[np.ndarray | BadFrame]:
+    """:func:`iter_video` through :func:`stop_at_bad`."""
+    return stop_at_bad(iter_video(path), path)
 
 
 def count_video_frames(path: str) -> int:

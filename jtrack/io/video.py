@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from jtrack.data.frames import IMAGE_EXTENSIONS, iter_video, list_images, load_frame
+from jtrack.data.frames import (IMAGE_EXTENSIONS, BadFrame, iter_video, list_images,
+                                read_frame_or_bad, stop_at_bad)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -38,12 +39,30 @@ class Source:
     def count(self) -> int | None:
         return len(self.files) if self.files else None
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self) -> Iterator[np.ndarray | BadFrame]:
+        """Every frame in order; one that cannot be read or decoded comes as
+        a :class:`BadFrame` (a video or GIF stops after its first one)."""
         if self.files:
-            return (load_frame(f) for f in self.files)
+            return (read_frame_or_bad(i, f) for i, f in enumerate(self.files))
         if self.kind == "gif":
-            return _iter_gif(self.path)
-        return iter_video(self.path)
+            return stop_at_bad(_iter_gif(self.path), self.path)
+        return stop_at_bad(iter_video(self.path), self.path)
+
+    def fps(self) -> float | None:
+        """The frame rate a video or GIF declares; None for image folders
+        or when the file does not say."""
+        if self.files:
+            return None
+        import imageio.v3 as iio
+
+        try:
+            if self.kind == "gif":
+                ms = iio.immeta(self.path, index=0).get("duration")
+                return 1000.0 / float(ms) if ms else None
+            fps = iio.immeta(self.path, plugin="FFMPEG").get("fps")
+        except (OSError, RuntimeError, ValueError):  # unreadable metadata: the caller's default
+            return None
+        return float(fps) if fps and np.isfinite(fps) and fps > 0 else None
 
 
 def _iter_gif(path: str) -> Iterator[np.ndarray]:
