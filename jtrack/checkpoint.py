@@ -62,7 +62,7 @@ class Checkpoints:
             raise ValueError(
                 f"checkpoint {self.manager.directory} step {step} was made with different "
                 f"settings ({', '.join(diff)}); e.g. {diff[0]}: saved {saved.get(diff[0])!r} "
-                f"vs now {meta.get(diff[0])!r}. Use a new --ckpt_dir or the same settings")
+                f"vs now {meta.get(diff[0])!r}. Use another folder or the same settings")
         return got["state"]
 
     def wait(self) -> None:

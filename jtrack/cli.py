@@ -220,6 +220,36 @@ def _summary_of_skips(frames: list[int], n_frames: int) -> str:
             f"(not tracked; status 'skipped' in the boxes file): {shown}")
 
 
+def _resume_point(boxes_path: str, flush_every: int, resume: bool, same_run: dict,
+                  config, params: dict, n: int, log):
+    """The checkpoints of this run, and with ``resume`` the state and rows
+    to continue from: the latest checkpoint at or before the last frame in
+    the boxes file (rows after it are tracked again). Otherwise (nothing to
+    resume, or a fresh run) a previous run's checkpoints are deleted."""
+    import shutil
+
+    from jtrack.checkpoint import Checkpoints
+    from jtrack.io import resume as R
+
+    folder = R.checkpoint_dir(boxes_path)
+    if resume and os.path.isdir(folder) and os.path.isfile(boxes_path):
+        ckpts = Checkpoints(folder, every=flush_every)
+        old = read_rows(boxes_path)
+        steps = [s for s in ckpts.steps() if old and s <= old[-1][0]]
+        if steps:
+            try:
+                saved = ckpts.restore(R.state_template(config, params, n), same_run, steps[-1])
+            except ValueError as e:
+                raise UsageError(f"--resume: {e}") from e
+            log(f"resuming after frame {steps[-1]} ({boxes_path})")
+            return ckpts, R.from_saved(params, saved), [r for r in old if r[0] <= steps[-1]]
+        ckpts.close()
+    if resume:
+        log(f"--resume: nothing to resume at {boxes_path}; tracking from frame 0")
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run's, not this one's
+    return Checkpoints(folder, every=flush_every), None, []
+
+
 def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
           out_dir: str = "jtrack_out", boxes_path: str | None = None,
           video_path: str | None = None, gif: bool = False, gif_stride: int = 2,
@@ -240,13 +270,12 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     import jax
     from tqdm import tqdm
 
-    warn = warn or (lambda m: print(f"jtrack track: {m}", file=sys.stderr))
-
     import jtrack
-    from jtrack.checkpoint import Checkpoints
     from jtrack.data import BadFrame, atomic_write_text
     from jtrack.io import resume as R
     from jtrack.stateful import target_keys
+
+    warn = warn or (lambda m: print(f"jtrack track: {m}", file=sys.stderr))
 
     if boxes_path is not None and not boxes_path.lower().endswith((".csv", ".json")):
         raise UsageError(f"--boxes {boxes_path}: use a .csv or .json file name")
@@ -276,32 +305,16 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     params = jtrack.init_params(config, jax.random.key(seed))
     # What a resumed run must share with the run it continues.
     meta = {"input": os.path.abspath(path), "box_format": "xywh, 0-based pixels",
-            "targets": int(len(starts)), "seed": seed, "backbone": config.backbone}
+            "targets": n, "seed": seed, "backbone": config.backbone}
     same_run = {**meta, "start_boxes": np.round(starts, 4).tolist(),
                 "config": repr(config)}
-    ckpt_dir = R.checkpoint_dir(boxes_path)
-    rows, state, done = [], None, -1   # done: last frame already in rows
-    if resume and os.path.isdir(ckpt_dir) and os.path.isfile(boxes_path):
-        ckpts = Checkpoints(ckpt_dir, every=flush_every)
-        old = read_rows(boxes_path)
-        last = max((r[0] for r in old), default=-1)
-        steps = [s for s in ckpts.steps() if s <= last]
-        if steps:
-            try:
-                saved = ckpts.restore(R.state_template(config, params, len(starts)),
-                                      same_run, steps[-1])
-            except ValueError as e:
-                raise UsageError(f"--resume: {e}") from e
-            state, done = R.from_saved(params, saved), steps[-1]
-            rows = [r for r in old if r[0] <= done]
-            log(f"resuming after frame {done} ({boxes_path})")
-    else:
-        if resume:
-            log(f"--resume: nothing to resume at {boxes_path}; tracking from frame 0")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # a previous run's, not ours
-        ckpts = Checkpoints(ckpt_dir, every=flush_every)
+    ckpts, state, rows = _resume_point(boxes_path, flush_every, resume, same_run,
+                                       config, params, n, log)
+    done = rows[-1][0] if rows else -1  # last frame tracked by the run we resume
     skipped = sorted({r[0] for r in rows if r[7] == SKIPPED})
-    last_rows = {r[0]: r for r in rows}  # frame -> a row (for re-drawing)
+    earlier: dict[int, list] = {}  # frame -> its rows, to draw the resumed frames again
+    for r in rows:
+        earlier.setdefault(r[0], []).append(r)
 
     writers = []
     if video_path:
@@ -313,11 +326,16 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
         writers.append(video.GifPreview(gif_path, stride=gif_stride, max_width=gif_width))
     shown = _Annotated(writers, frames_dir)
 
+    def write_rows() -> None:
+        n_frames = len({r[0] for r in rows})
+        atomic_write_text(boxes_path, format_rows(rows, boxes_path, {**meta, "frames": n_frames}))
+
     def flush(i: int) -> None:
+        """Checkpoint the state after frame ``i``, then the rows up to ``i``
+        (a kill between the two leaves the rows behind, never ahead)."""
         if state is not None:
             ckpts.maybe_save(i, R.to_saveable(state), same_run, force=True)
-        n = len({r[0] for r in rows})
-        atomic_write_text(boxes_path, format_rows(rows, boxes_path, {**meta, "frames": n}))
+        write_rows()
 
     frames = source.frames()
     total = source.count if max_frames is None else min(max_frames, source.count or max_frames)
@@ -332,7 +350,7 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
             bad = isinstance(frame, BadFrame)
             if i <= done:  # tracked by the run we resume: draw it again from its rows
                 if shown:
-                    mine = [r for r in rows if r[0] == i]
+                    mine = earlier[i]
                     good = not bad and mine[0][7] == OK
                     shown.show(i, frame if good else None,
                                np.array([r[2:6] for r in mine]), np.array([r[6] for r in mine]))
@@ -354,7 +372,7 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
             else:
                 if state is None:
                     state = jtrack.init_many(config, params, frame, starts,
-                                             target_keys(seed, len(starts)))
+                                             target_keys(seed, n))
                     boxes, scores = np.asarray(state.boxes[:n]), np.ones(n)
                 else:
                     state, out = jtrack.step_many(config, state, frame)
@@ -384,14 +402,13 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
         shown.close(ok)
     if not rows:
         raise UsageError(f"{path}: no frames to track")
-    n_frames = len({r[0] for r in rows})
-    atomic_write_text(boxes_path, format_rows(rows, boxes_path, {**meta, "frames": n_frames}))
+    write_rows()
     ckpts.close()
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing left to resume
+    shutil.rmtree(R.checkpoint_dir(boxes_path), ignore_errors=True)  # finished: nothing to resume
     # The first two frames tracked compile init and step; the rate is measured after them.
     steady = times[2:]
     result = {"boxes": boxes_path, "video": video_path, "gif": gif_path,
-              "frames_dir": frames_dir, "n_frames": n_frames, "n_targets": len(starts),
+              "frames_dir": frames_dir, "n_frames": len({r[0] for r in rows}), "n_targets": n,
               "skipped": skipped, "resumed_after": done if done >= 0 else None,
               "fps": (len(steady) / sum(steady)) if steady and sum(steady) > 0 else None,
               "compile_s": sum(times[:2])}

@@ -192,7 +192,7 @@ def test_on_bad_frame_stop_keeps_the_frames_before(truncated_folder, tmp_path, c
     assert not list(tmp_path.glob(".out.csv.*.tmp")), "temp files left behind"
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path):
+def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path, capsys):
     """A run killed with SIGKILL after its rows file holds 12 frames, then
     rerun with --resume, gives the boxes of one uninterrupted run."""
     n = 30
@@ -212,6 +212,10 @@ def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path):
     assert child.returncode == -9
     killed = cli.read_rows(str(out))
     assert 12 <= len(killed) < n, "killed after the end: nothing left to resume"
+    # the checkpoints belong to that command: another seed is refused, nothing touched
+    assert cli.main(["jtrack"] + args + ["--boxes", str(out), "--resume", "--seed=1"]) == 2
+    assert "different settings (seed)" in capsys.readouterr().err
+    assert cli.read_rows(str(out)) == killed
     assert cli.main(["jtrack"] + args + ["--boxes", str(out), "--resume"]) == 0
     got, want = cli.read_rows(str(out)), cli.read_rows(str(ref))
     assert [r[:2] for r in got] == [r[:2] for r in want] == [(i, 0) for i in range(n)]
