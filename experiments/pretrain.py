@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags, logging
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
+
 FLAGS = flags.FLAGS
 # data
 flags.DEFINE_list("roots", [], "Dataset roots or sequence folders (OTB/VOT/GOT-10k/LaSOT, "
@@ -76,6 +78,7 @@ flags.DEFINE_integer("keep", 2, "Checkpoints kept.")
 flags.DEFINE_string("out", None, "Exported fc4/fc5 (.npz); default <ckpt_dir>/head.npz.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 flags.mark_flags_as_required(["exclude", "ckpt_dir"])
+define_cache_flags(FLAGS)
 
 
 def make_config():
@@ -98,6 +101,7 @@ def make_config():
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    enable_from_flags(FLAGS)
     import jax
     from tqdm import tqdm
 

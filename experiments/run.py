@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.config import load_config
 from jtrack.data import KINDS
 from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment, write_json
@@ -36,6 +37,7 @@ flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one
 flags.DEFINE_list("eao_range", None, "lo,hi sequence lengths for EAO.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.mark_flags_as_required(["root", "results_dir"])
+define_cache_flags(FLAGS)
 
 _OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config",
               "config_override", "seeds", "sequences", "max_frames", "protocol",
@@ -56,6 +58,7 @@ def make_tracker(name: str, config_path, overrides):
 
 def main(argv):
     del argv
+    enable_from_flags(FLAGS)
     tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override)
     spec = RunSpec(
         dataset=FLAGS.dataset, root=FLAGS.root, results_dir=FLAGS.results_dir,

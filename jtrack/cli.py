@@ -16,6 +16,7 @@ import time
 import numpy as np
 from absl import flags
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.io import draw, video
 
 USAGE = """\
@@ -96,6 +97,7 @@ flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSO
                           "repeatable",
                           flag_values=TRACK_FLAGS)
 flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=TRACK_FLAGS)
+define_cache_flags(TRACK_FLAGS)
 flags.DEFINE_enum("on_bad_frame", "skip", ["skip", "stop"], "A frame that cannot be read: "
                   "'skip' it (status 'skipped' in the boxes file) or 'stop' with an error "
                   "(the boxes before it are written).", flag_values=TRACK_FLAGS)
@@ -234,7 +236,10 @@ def _resume_point(boxes_path: str, flush_every: int, resume: bool, same_run: dic
     folder = R.checkpoint_dir(boxes_path)
     if resume and os.path.isdir(folder) and os.path.isfile(boxes_path):
         ckpts = Checkpoints(folder, every=flush_every)
-        old = read_rows(boxes_path)
+        try:
+            old = read_rows(boxes_path)
+        except (ValueError, KeyError, IndexError) as e:
+            raise UsageError(f"--resume: cannot read the boxes of the run to resume: {e}") from e
         steps = [s for s in ckpts.steps() if old and s <= old[-1][0]]
         if steps:
             try:
@@ -451,6 +456,7 @@ def track_main(args: list[str]) -> int:
                          f"{len(rest)}: {rest}" if rest else
                          "missing VIDEO_OR_FOLDER (a video file, a GIF or an image folder)")
     F = TRACK_FLAGS
+    enable_from_flags(F)
     config = build_config(F.tracker_config, F.config_override, F.backbone)
     res = track(rest[0], F.box, F.boxes_file, out_dir=F.out_dir, boxes_path=F.boxes,
                 video_path=F.out, gif=F.gif, gif_stride=F.gif_stride, gif_width=F.gif_width,

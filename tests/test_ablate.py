@@ -289,7 +289,7 @@ def test_quick_ablation_run_on_a_real_sequence(tmp_path):
     cmd = [sys.executable, "-m", "experiments.ablate", "--variants=full,no_online_update",
            "--datasets=otb:" + os.path.join(DATA, "otb"), "--sequences=Crossing",
            "--seeds=0", "--max_frames=6", f"--results_dir={out}/runs",
-           f"--plots_dir={out}", f"--doc={out}/results.md", "--compilation_cache="]
+           f"--plots_dir={out}", f"--doc={out}/results.md", "--nocompilation_cache"]
     cmd += [f"--config_override={o}" for o in TINY]
     env = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": ""}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

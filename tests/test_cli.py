@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -24,7 +25,19 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _small_config import OVERRIDES  # noqa: E402
 
 N = 6
-CFG_FLAGS = [f"--config_override={k}={json.dumps(v)}" for k, v in OVERRIDES.items()] + ["--noprogress"]
+CFG_FLAGS = [f"--config_override={k}={json.dumps(v)}" for k, v in OVERRIDES.items()] + [
+    "--noprogress", "--nocompilation_cache"]  # in this process: JAX settings left as they are
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    """One compilation cache folder for the ``jtrack`` child processes of
+    this file: the first compiles, the others load."""
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def _child_flags(cache: str) -> list[str]:
+    return CFG_FLAGS[:-1] + [f"--compilation_cache_dir={cache}"]
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +205,50 @@ def test_on_bad_frame_stop_keeps_the_frames_before(truncated_folder, tmp_path, c
     assert not list(tmp_path.glob(".out.csv.*.tmp")), "temp files left behind"
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path, capsys):
+# ----------------------------------------------------------------------------
+# a clean first run, the compilation cache (issue 21)
+
+def test_clean_runs_on_mp4_and_folder_keep_size_and_share_the_cache(crossing, tmp_path,
+                                                                     jax_cache):
+    """``jtrack track`` as a user runs it (a fresh process, the compilation
+    cache on) on an mp4 and on an image folder: nothing on stderr (no fork
+    warning, no log noise), the annotated video keeps the input's width and
+    height, and the second process loads the programs the first compiled."""
+    folder, seq = crossing
+    clip = tmp_path / "clip.mp4"
+    writer = Mp4Writer(str(clip), fps=10)
+    for f in seq.frames[:4]:
+        writer.append(load_frame(f))
+    writer.close()
+    cache = Path(jax_cache)  # given by $JAX_COMPILATION_CACHE_DIR, no flag
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    seconds = []
+    for src in (str(clip), folder):
+        out = tmp_path / (os.path.basename(src) + "_tracked.mp4")
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "jtrack.cli", "track", src, "--box=204,150,17,50",
+                            "--max_frames=4", "--out_dir", str(tmp_path), "--out", str(out)]
+                           + CFG_FLAGS[:-1], env=env, capture_output=True, text=True, timeout=600,
+                           cwd=os.path.dirname(os.path.dirname(__file__)))
+        seconds.append(time.perf_counter() - t0)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.stderr == "", r.stderr[-3000:]
+        assert iio.imread(out, plugin="FFMPEG").shape == (4, 240, 360, 3)
+        assert len(list(cache.iterdir())) > 10  # programs cached where the variable says
+    print(f"process wall times: {seconds[0]:.1f} s (cold cache), {seconds[1]:.1f} s (warm)")
+    assert seconds[1] < seconds[0] / 2
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path, capsys,
+                                                          jax_cache):
     """A run killed with SIGKILL after its rows file holds 12 frames, then
     rerun with --resume, gives the boxes of one uninterrupted run."""
     n = 30
     args = ["track", crossing[0], "--max_frames", str(n), "--flush_every", "5"] + CFG_FLAGS
     ref, out = tmp_path / "ref.csv", tmp_path / "run.csv"
     assert cli.main(["jtrack"] + args + ["--boxes", str(ref)]) == 0
-    child = subprocess.Popen([sys.executable, "-m", "jtrack.cli"] + args + ["--boxes", str(out)],
+    child_args = args[:-len(CFG_FLAGS)] + _child_flags(jax_cache)
+    child = subprocess.Popen([sys.executable, "-m", "jtrack.cli"] + child_args + ["--boxes", str(out)],
                              cwd=os.path.dirname(os.path.dirname(__file__)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
@@ -222,3 +271,16 @@ def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path, ca
     np.testing.assert_allclose([r[2:7] for r in got], [r[2:7] for r in want], atol=1e-3)
     assert killed == got[:len(killed)]  # the rows on disk at the kill were already final
     assert not (tmp_path / ".run.csv.resume").exists()  # finished: checkpoints removed
+
+
+def test_import_jtrack_changes_no_jax_setting_and_the_call_does(tmp_path):
+    code = ("import jax; before = jax.config.jax_compilation_cache_dir; import jtrack; "
+            "assert jax.config.jax_compilation_cache_dir == before, 'import changed it'; "
+            "d = jtrack.enable_compilation_cache(); "
+            "assert jax.config.jax_compilation_cache_dir == d; print(d)")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == str(tmp_path / "jtrack" / "jax")  # the per-user default

@@ -192,7 +192,8 @@ def test_cli_run_then_plot_against_external_results(tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
     out = tmp_path / "res"
     cmd = [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
-           f"--results_dir={out}", "--tracker=static", "--noprogress", "--max_frames=4"]
+           f"--results_dir={out}", "--tracker=static", "--noprogress", "--max_frames=4",
+           "--nocompilation_cache"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| **mean** |" in r.stdout

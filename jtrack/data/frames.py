@@ -6,9 +6,11 @@ benchmark should say which file, not "cannot identify image".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import warnings
 from collections.abc import Iterator
 
 import imageio.v3 as iio
@@ -62,6 +64,18 @@ def load_frame(path: str) -> np.ndarray:
     return to_rgb_uint8(img, path)
 
 
+@contextlib.contextmanager
+def ffmpeg_starting():
+    """Around the start of an ffmpeg process. Once JAX runs threads it warns
+    at every ``os.fork()`` that a deadlock may follow; ``subprocess`` forks
+    and execs ffmpeg at once in C (no Python, no lock, runs in the child),
+    so that cannot happen here and the warning would only alarm users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                category=RuntimeWarning)
+        yield
+
+
 def iter_video(path: str) -> Iterator[np.ndarray]:
     """Frames of a video file, decoded lazily, as ``(H, W, 3) uint8``."""
     path = os.fspath(path)
@@ -74,6 +88,11 @@ def iter_video(path: str) -> Iterator[np.ndarray]:
                           "(imageio-ffmpeg)") from e
     try:
         it = iio.imiter(path, plugin="FFMPEG")
+        with ffmpeg_starting():  # the first frame starts the decoder
+            first = next(it, None)
+        if first is None:
+            return
+        yield to_rgb_uint8(first, path)
         for img in it:
             yield to_rgb_uint8(img, path)
     except (OSError, RuntimeError, ValueError) as e:

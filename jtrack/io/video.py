@@ -8,13 +8,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
-from jtrack.data.frames import (IMAGE_EXTENSIONS, BadFrame, iter_video, list_images,
-                                read_frame_or_bad, stop_at_bad)
+from jtrack.data.frames import (IMAGE_EXTENSIONS, BadFrame, ffmpeg_starting, iter_video,
+                                list_images, read_frame_or_bad, stop_at_bad)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -59,7 +58,8 @@ class Source:
             if self.kind == "gif":
                 ms = iio.immeta(self.path, index=0).get("duration")
                 return 1000.0 / float(ms) if ms else None
-            fps = iio.immeta(self.path, plugin="FFMPEG").get("fps")
+            with ffmpeg_starting():
+                fps = iio.immeta(self.path, plugin="FFMPEG").get("fps")
         except (OSError, RuntimeError, ValueError):  # unreadable metadata: the caller's default
             return None
         return float(fps) if fps and np.isfinite(fps) and fps > 0 else None
@@ -157,11 +157,7 @@ class Mp4Writer:
                                        ffmpeg_log_level="error")
 
     def append(self, frame: np.ndarray) -> None:
-        with warnings.catch_warnings():
-            # The first frame starts ffmpeg (fork + exec at once); JAX warns
-            # about any fork in its process, harmless here: nothing runs between.
-            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
-                                    category=RuntimeWarning)
+        with ffmpeg_starting():  # the first frame starts ffmpeg
             self._writer.append_data(_even(np.asarray(frame, np.uint8)))
 
     def close(self) -> None:
