@@ -127,7 +127,8 @@ def test_corrupt_frame_is_skipped_a_sequence_that_cannot_start_fails_alone(tmp_p
     out = tmp_path / "res"
     with pytest.raises(RuntimeError, match=r"1 sequence run\(s\) failed .*Gamma \(seed 0\): "
                                            r"ValueError: Gamma: cannot start, frame 0 is "
-                                           r"unreadable: cannot decode image .*Gamma.img.0001\.png"):
+                                           r"unreadable: cannot decode image "
+                                           r".*Gamma.img.0001\.png"):
         run_experiment(RunSpec("otb", root, str(out), progress=False, max_workers=1), standin())
     assert sorted(n for n in os.listdir(out) if n.endswith(".txt") and "_" not in n) == \
         ["Alpha.txt", "Beta.txt"]

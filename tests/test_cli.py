@@ -184,7 +184,8 @@ def test_bad_frame_is_skipped_and_reported(truncated_folder, tmp_path, capsys):
     rows = cli.read_rows(str(tmp_path / "out.csv"))
     assert [r[0] for r in rows] == list(range(9))
     assert [r[7] for r in rows] == ["ok"] * 5 + ["skipped"] + ["ok"] * 3
-    assert np.isnan(rows[5][2:7]).all() and np.isfinite([r[2:7] for r in rows if r[7] == "ok"]).all()
+    assert np.isnan(rows[5][2:7]).all()
+    assert np.isfinite([r[2:7] for r in rows if r[7] == "ok"]).all()
     assert "skipped 1 of 9 frames" in out and out.count("\n") >= 2
     assert "0006.jpg" in err and "Truncated" in err
     # the annotated video keeps every frame: the skipped one repeats frame 4
@@ -248,7 +249,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_boxes(crossing, tmp_path, ca
     ref, out = tmp_path / "ref.csv", tmp_path / "run.csv"
     assert cli.main(["jtrack"] + args + ["--boxes", str(ref)]) == 0
     child_args = args[:-len(CFG_FLAGS)] + _child_flags(jax_cache)
-    child = subprocess.Popen([sys.executable, "-m", "jtrack.cli"] + child_args + ["--boxes", str(out)],
+    child = subprocess.Popen([sys.executable, "-m", "jtrack.cli", *child_args, "--boxes", str(out)],
                              cwd=os.path.dirname(os.path.dirname(__file__)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300

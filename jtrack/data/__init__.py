@@ -13,7 +13,7 @@ from jtrack.data.sequence import Sequence
 __all__ = [
     "KINDS", "BadFrame", "Sequence", "atomic_write_text", "default_data_root", "detect_kind",
     "from_image_folder", "from_video", "iter_video", "list_images", "load_dataset",
-    "load_frame", "normalize_gt", "read_frame_or_bad", "read_boxes", "read_got10k", "read_lasot", "read_otb",
-    "read_sequence", "read_times", "read_vot", "sequence_kind", "to_rgb_uint8",
+    "load_frame", "normalize_gt", "read_boxes", "read_frame_or_bad", "read_got10k",
+    "read_lasot", "read_otb", "read_sequence", "read_times", "read_vot", "sequence_kind", "to_rgb_uint8",
     "write_boxes", "write_times",
 ]

@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from jtrack.data.frames import BadFrame, iter_video, iter_video_or_bad, load_frame, read_frame_or_bad
+from jtrack.data.frames import (BadFrame, iter_video, iter_video_or_bad, load_frame,
+                                read_frame_or_bad)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
