@@ -302,15 +302,12 @@ def config(tiny: bool = False, **changes):
 
 
 def enable_compile_cache(path: str | None) -> None:
-    """Use JAX's persistent compilation cache in ``path`` (None: leave as is)."""
-    if not path:
-        return
-    import jax
+    """Use JAX's persistent compilation cache in ``path`` (None: leave as is,
+    the benchmarks measure compilation from a cold start by default)."""
+    if path:
+        from jtrack.cache import enable_compilation_cache
 
-    os.makedirs(path, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        enable_compilation_cache(path)
 
 
 def load_frames(source: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:

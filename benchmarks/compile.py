@@ -16,6 +16,13 @@ For each: process start to ``import jtrack`` done, first ``init`` call
 ``step`` vs a steady ``step``, and the seconds spent in XLA compilation
 (or cache loads) reported by jax.
 
+Then "time to first box" as a user sees it: two fresh ``jtrack track
+clip.mp4 --box ... --max_frames 2`` processes on a short mp4 of the
+built-in sequence, sharing another fresh cache folder: cold (empty cache)
+and warm (the second start). Each figure is the process's wall time from
+its start to its exit, by which the box of frame 1 (the first tracked
+box) is on disk.
+
   PYTHONPATH=. python -m benchmarks.compile
   PYTHONPATH=. python -m benchmarks.compile --frames 6 --tiny
 """
@@ -104,6 +111,51 @@ def _run_child(cache_dir: str, frames: int, tiny: bool) -> dict:
     return r
 
 
+def _write_clip(path: str, n: int = 3) -> list[float]:
+    """An mp4 of the first ``n`` frames of the built-in sequence; returns
+    the target's box on frame 0."""
+    from jtrack.data.synthetic import moving_object
+    from jtrack.io.video import Mp4Writer
+
+    imgs, gt = moving_object(n_frames=n)
+    writer = Mp4Writer(path, fps=25)
+    for img in imgs:
+        writer.append(img)
+    writer.close()
+    return [float(v) for v in gt[0]]
+
+
+def track_first_box(tiny: bool = False) -> dict:
+    """Wall seconds of a fresh ``jtrack track`` process to its first tracked
+    box, cold (empty compilation cache) and warm (second start)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory(prefix="jtrack-first-box-") as tmp:
+        clip = os.path.join(tmp, "clip.mp4")
+        box = _write_clip(clip)
+        cmd = [sys.executable, "-m", "jtrack.cli", "track", clip,
+               "--box=" + ",".join(f"{v:g}" for v in box), "--max_frames=2",
+               "--noprogress", "--out_dir", tmp,
+               "--compilation_cache_dir", os.path.join(tmp, "cache")]
+        cmd += [f"--config_override={k}={json.dumps(v)}" for k, v in
+                (common.TINY if tiny else {}).items()]
+        out = {"command": " ".join(["jtrack"] + cmd[3:]).replace(tmp, "TMP")}
+        for side in ("cold", "warm"):
+            with common.stage(f"jtrack track, {side} cache: first box"):
+                t0 = time.perf_counter()
+                p = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+                out[f"{side}_s"] = time.perf_counter() - t0
+            if p.returncode != 0:
+                raise RuntimeError(f"jtrack track failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        out["cache_entries"] = len(os.listdir(os.path.join(tmp, "cache")))
+    return out
+
+
+def _first_box_line(t: dict) -> str:
+    return (f"time to first box, `{t['command']}` in a fresh process: {t['cold_s']:.1f} s "
+            f"with an empty compilation cache, {t['warm_s']:.1f} s on the second start "
+            f"({t['cache_entries']} cache entries)")
+
+
 def run(frames: int = 200, tiny: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="jtrack-xla-cache-") as cache:
         with common.stage(f"cold process: compile + {frames} frames"):
@@ -114,7 +166,8 @@ def run(frames: int = 200, tiny: bool = False) -> dict:
     warm.pop("machine")
     return {"frames": frames, "tiny": tiny, "cache_entries": n_files,
             "machine": cold.pop("machine"), "cold": cold, "warm": warm,
-            "compiles_constant_after_frame2": cold["new_compiles_after_frame2"] == 0}
+            "compiles_constant_after_frame2": cold["new_compiles_after_frame2"] == 0,
+            "track_first_box": track_first_box(tiny)}
 
 
 def table(r: dict) -> str:
@@ -143,17 +196,25 @@ def main(argv=None):
     p = common.parser(__doc__)
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--first-box-only", action="store_true",
+                   help="only the time to first box of `jtrack track`, cold and warm")
     a = p.parse_args(argv)
     if a.child:
         print(json.dumps(child(a.frames, a.tiny)))
         return None
+    if a.first_box_only:
+        t = track_first_box(a.tiny)
+        print(_first_box_line(t))
+        print("wrote", common.write_results(a.out, "compile_first_box", t))
+        return t
     r = run(a.frames, a.tiny)
-    machine = r.pop("machine")  # a child's: this parent never imports jax
+    machine = r.pop("machine")  # a child's: this parent never starts a jax backend
     print(common.machine_line(machine))
     print(table(r))
     c = r["cold"]["new_compiles_per_frame_after_frame1"]
     print(f"compilations after frame 1 over {r['frames']} frames: "
           f"{sorted(set(c))} -> constant after frame 2: {r['compiles_constant_after_frame2']}")
+    print(_first_box_line(r["track_first_box"]))
     print("wrote", common.write_results(a.out, "compile", r, machine))
     return r
 

@@ -26,6 +26,7 @@ import time
 
 from absl import app, flags, logging
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.data import load_dataset
 from jtrack.eval import ablation
 from jtrack.eval.runner import RunSpec, run_experiment, seed_dir, is_done, write_json
@@ -42,8 +43,7 @@ flags.DEFINE_multi_string("config_override", [],
 flags.DEFINE_string("results_dir", "docs/ablation/runs", "Runner result folders.")
 flags.DEFINE_string("plots_dir", "docs/ablation", "Folder for success.png / precision.png.")
 flags.DEFINE_string("doc", "docs/results.md", "Markdown report to (re)write; '' = none.")
-flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jtrack-xla"),
-                    "Persistent XLA compilation cache ('' = off).")
+define_cache_flags(FLAGS)
 flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one per device).")
 flags.DEFINE_bool("progress", False, "Show progress bars.")
 flags.DEFINE_integer("processes", 1, "Run the variants in this many processes (each "
@@ -51,7 +51,7 @@ flags.DEFINE_integer("processes", 1, "Run the variants in this many processes (e
 
 # Flags forwarded to the worker processes of --processes.
 _FORWARD = ("datasets", "seeds", "sequences", "max_frames", "config_override", "results_dir",
-            "compilation_cache", "max_workers")
+            "compilation_cache", "compilation_cache_dir", "max_workers")
 
 READING_START, READING_END = "<!-- reading:start -->", "<!-- reading:end -->"
 
@@ -293,11 +293,7 @@ per-frame times, the runner's format) are under
 def main(argv):
     del argv
     t_start = time.perf_counter()
-    if FLAGS.compilation_cache:
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    cache_dir = enable_from_flags(FLAGS)
     from jtrack.config import load_config
 
     base = load_config(None, FLAGS.config_override)
@@ -315,7 +311,7 @@ def main(argv):
         raise ValueError("no sequence selected")
     seeds = [int(s) for s in FLAGS.seeds]
     # Whether the wall time below is a cold, from-scratch run.
-    fresh = not _nonempty(FLAGS.results_dir) and not _nonempty(FLAGS.compilation_cache)
+    fresh = not _nonempty(FLAGS.results_dir) and not _nonempty(cache_dir)
     if FLAGS.processes > 1:
         run_in_processes(variants, FLAGS.processes)
     rows = []  # with --processes everything is done by now: this only scores

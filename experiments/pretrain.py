@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags, logging
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
+
 FLAGS = flags.FLAGS
 # data
 flags.DEFINE_list("roots", [], "Dataset roots or sequence folders (OTB/VOT/GOT-10k/LaSOT, "
@@ -75,6 +77,7 @@ flags.DEFINE_integer("ckpt_every", 50, "Checkpoint every N steps.")
 flags.DEFINE_integer("keep", 2, "Checkpoints kept.")
 flags.DEFINE_string("out", None, "Exported fc4/fc5 (.npz); default <ckpt_dir>/head.npz.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+define_cache_flags(FLAGS)
 
 
 def make_config():
@@ -209,6 +212,7 @@ def sources_from_flags(exclude) -> list:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    enable_from_flags(FLAGS)
     if FLAGS.exclude is None or not FLAGS.ckpt_dir:
         raise app.UsageError("--exclude and --ckpt_dir are required (pass --exclude= to "
                              "exclude nothing, deliberately)")

@@ -53,6 +53,8 @@ def parse_folds(text: str) -> list[list[str]]:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    from jtrack.cache import enable_from_flags
+    enable_from_flags(FLAGS)  # the cache flags come with experiments.pretrain's
 
     from jtrack.data import atomic_write_text
     from jtrack.pretrain import apply_exclude

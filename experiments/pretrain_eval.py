@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.eval.compare import evaluate, load_specs, read_sequences, table
 
 FLAGS = flags.FLAGS
@@ -35,11 +36,13 @@ flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value for 
                           "variant (JSON value), e.g. the pretrained network's geometry.")
 flags.DEFINE_integer("max_frames", None, "Truncate sequences (quick runs).")
 flags.DEFINE_string("out", None, "REQUIRED. Results JSON (resumed if it exists).")
+define_cache_flags(FLAGS)
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    enable_from_flags(FLAGS)
     if not FLAGS.sequences or not FLAGS.out:
         raise app.UsageError("--sequences and --out are required")
     from jtrack.config import load_config

@@ -12,12 +12,14 @@ Rerunning the same command skips finished sequences. See
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.config import load_config
 from jtrack.data import KINDS
-from jtrack.eval.runner import RunSpec, run_experiment, write_json
+from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment, write_json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", "otb", list(KINDS) + ["auto"], "Benchmark layout of --root.")
@@ -39,6 +41,7 @@ flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one
 flags.DEFINE_list("eao_range", None, "lo,hi sequence lengths for EAO.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 flags.mark_flags_as_required(["root", "results_dir"])
+define_cache_flags(FLAGS)
 
 _OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config", "head",
               "config_override", "seeds", "sequences", "max_frames", "protocol",
@@ -59,6 +62,7 @@ def make_tracker(name: str, config_path, overrides, head="random"):
 
 def main(argv):
     del argv
+    enable_from_flags(FLAGS)
     tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override,
                            FLAGS.head)
     spec = RunSpec(
@@ -71,10 +75,19 @@ def main(argv):
     os.makedirs(spec.results_dir, exist_ok=True)
     write_json(os.path.join(spec.results_dir, "flags.json"),
                {k: FLAGS[k].value for k in _OUR_FLAGS})
-    summary = run_experiment(spec, tracker)
+    try:
+        summary, failure = run_experiment(spec, tracker), None
+    except SequencesFailed as e:  # the others are scored: show them, then fail
+        summary, failure = e.summary, e
     print(summary["table_md"])
+    if summary.get("skipped_frames"):
+        print(f"skipped {summary['skipped_frames']} unreadable frame(s) (not tracked, "
+              "counted as misses; see <sequence>_skipped.txt)")
     print(f"results: {os.path.abspath(spec.results_dir)} "
-          f"({summary['skipped_done']} sequence run(s) already done)")
+          f"({summary.get('skipped_done', 0)} sequence run(s) already done)")
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ pixels (see :mod:`jtrack.boxes`).
 """
 
 from jtrack import boxes
+from jtrack.cache import enable_compilation_cache
 from jtrack.config import TrackerConfig
 from jtrack.nets import Backbone, get_backbone, register_backbone
 from jtrack.tracker import (TrackerState, TrackOutput, feature_dim, init,

@@ -15,6 +15,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
+
 _SEQUENCE = flags.DEFINE_string(
     "sequence", None, "OTB- or VOT-style sequence folder; default: the built-in sequence")
 _FRAMES = flags.DEFINE_integer("max_frames", None, "track at most this many frames")
@@ -25,6 +27,7 @@ _HEAD = flags.DEFINE_enum("head", "random", ["random", "pretrained"],
                           "that ships with jtrack (then pass the matching online rates, "
                           "docs/pretraining.md)")
 _QUIET = flags.DEFINE_bool("quiet", False, "only print the summary")
+define_cache_flags(flags.FLAGS)
 _RESEARCH = flags.DEFINE_bool("research_metrics", False,
                               "after each online update, log the classifier's PR, RR and "
                               "TopK accuracy against the ground truth (and their means)")
@@ -51,6 +54,7 @@ def _load(folder: str | None, max_frames: int | None):
 
 def main(argv):
     del argv
+    enable_from_flags(flags.FLAGS)
     import jax
 
     import jtrack

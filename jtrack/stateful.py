@@ -71,6 +71,12 @@ class StatefulTracker:
         return self.box
 
 
+def target_keys(seed: int, n: int) -> jax.Array:
+    """``(n,)`` keys, target ``k`` gets ``fold_in(key(seed), 1 + k)``: target
+    0 samples as a :class:`StatefulTracker` with ``seed`` does."""
+    return jax.vmap(lambda k: jax.random.fold_in(jax.random.key(seed), 1 + k))(np.arange(n))
+
+
 def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,
                   seed: int = 0):
     """Track several targets through ``frames`` in one batched pass per frame
@@ -95,11 +101,10 @@ def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,
     n = len(init_boxes)
     if n == 0:
         raise ValueError("track_targets needs at least one start box")
-    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.key(seed), 1 + k))(np.arange(n))
     state = None
     for i, frame in enumerate(frames):
         if i == 0:
-            state = multi.init_many(config, params, frame, init_boxes, keys)
+            state = multi.init_many(config, params, frame, init_boxes, target_keys(seed, n))
             boxes, scores = np.asarray(state.boxes[:n]), np.ones(n, np.float32)
         else:
             state, out = multi.step_many(config, state, frame)

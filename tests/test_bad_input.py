@@ -113,20 +113,27 @@ def test_corrupt_image_file_names_it(tmp_path):
         load_frame(str(tmp_path / "0003.jpg"))
 
 
-def test_one_corrupt_frame_fails_only_its_sequence_and_names_the_file(tmp_path):
-    """Hours into a benchmark, one bad frame costs one sequence, not the run."""
+def test_corrupt_frame_is_skipped_a_sequence_that_cannot_start_fails_alone(tmp_path):
+    """Hours into a benchmark, one bad frame costs that frame, not the
+    sequence; a sequence whose first frame is bad costs that sequence, not
+    the run."""
     from test_runner import make_otb, standin
 
     from jtrack.eval.runner import RunSpec, run_experiment
 
     root = make_otb(tmp_path / "data")
     (tmp_path / "data" / "Beta" / "img" / "0003.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    (tmp_path / "data" / "Gamma" / "img" / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
     out = tmp_path / "res"
-    with pytest.raises(RuntimeError, match=r"1 sequence run\(s\) failed .*Beta \(seed 0\): "
-                                           r"ValueError: cannot decode image .*Beta.img.0003\.png"):
+    with pytest.raises(RuntimeError, match=r"1 sequence run\(s\) failed .*Gamma \(seed 0\): "
+                                           r"ValueError: Gamma: cannot start, frame 0 is "
+                                           r"unreadable: cannot decode image "
+                                           r".*Gamma.img.0001\.png"):
         run_experiment(RunSpec("otb", root, str(out), progress=False, max_workers=1), standin())
     assert sorted(n for n in os.listdir(out) if n.endswith(".txt") and "_" not in n) == \
-        ["Alpha.txt", "Gamma.txt"]
+        ["Alpha.txt", "Beta.txt"]
+    assert open(out / "Beta.txt").read().splitlines()[2] == "nan,nan,nan,nan"
+    assert "Beta" in open(out / "Beta_skipped.txt").read().replace(os.sep, "/")
 
 
 def test_folder_with_no_frames(tmp_path):

@@ -10,7 +10,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from jtrack.eval.runner import RunSpec, run_experiment
+from jtrack.data import default_data_root
+from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment
 from jtrack.eval.trackers import Tracker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,7 +192,8 @@ def test_cli_run_then_plot_against_external_results(tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
     out = tmp_path / "res"
     cmd = [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
-           f"--results_dir={out}", "--tracker=static", "--noprogress", "--max_frames=4"]
+           f"--results_dir={out}", "--tracker=static", "--noprogress", "--max_frames=4",
+           "--nocompilation_cache"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| **mean** |" in r.stdout
@@ -269,3 +271,53 @@ def test_a_config_field_added_later_at_its_default_keeps_finished_runs():
     assert not _same_config({**old, "n_candidates": 64}, new)        # a recorded field differs
     assert not _same_config(new, old)                                # a field went away
     assert not _same_config({"v": 1}, {"v": 1, "w": 2})              # not a TrackerConfig field
+
+
+def _real_otb_with_bad_frames(root):
+    """Two OTB sequences of the real Crossing frames 1-9: ``Crossing9`` with
+    0006.jpg truncated to 500 bytes, ``Broken`` with 0001.jpg truncated (no
+    start: it cannot be tracked at all)."""
+    src = os.path.join(default_data_root(), "otb", "Crossing")
+    if not os.path.isdir(src):
+        pytest.fail(f"real test data missing: expected {src} (set $JTRACK_DATA)")
+    gt = open(os.path.join(src, "groundtruth_rect.txt")).read().splitlines()[:9]
+    for name, bad in (("Crossing9", "0006.jpg"), ("Broken", "0001.jpg")):
+        img = os.path.join(root, name, "img")
+        os.makedirs(img)
+        for t in range(1, 10):
+            data = open(os.path.join(src, "img", f"{t:04d}.jpg"), "rb").read()
+            with open(os.path.join(img, f"{t:04d}.jpg"), "wb") as f:
+                f.write(data[:500] if f"{t:04d}.jpg" == bad else data)
+        with open(os.path.join(root, name, "groundtruth_rect.txt"), "w") as f:
+            f.write("\n".join(gt) + "\n")
+    return str(root)
+
+
+def test_bad_frames_are_skipped_and_counted_unreadable_sequence_reported(tmp_path):
+    root = _real_otb_with_bad_frames(tmp_path / "data")
+    out = tmp_path / "res"
+    steps = []
+    base = standin()
+
+    def step(state, frame):
+        steps.append(frame.shape)
+        return base.step(state, frame)
+
+    tracker = Tracker(base.init, step, "standin", {"v": 1})
+    with pytest.raises(SequencesFailed, match=r"Broken \(seed 0\).*frame 0.*0001\.jpg") as e:
+        run_experiment(spec(root, out), tracker)
+    assert len(steps) == 7  # frames 1-8 but the bad one: not stepped on it
+    rows = open(out / "Crossing9.txt").read().splitlines()
+    assert len(rows) == 9 and rows[5] == "nan,nan,nan,nan" and "nan" not in "".join(rows[:5])
+    skipped = open(out / "Crossing9_skipped.txt").read().splitlines()
+    assert len(skipped) == 1 and skipped[0].startswith("5\t") and "0006.jpg" in skipped[0]
+    disk = json.load(open(out / "summary.json"))
+    assert disk["skipped_frames"] == 1 and disk["skipped_by_sequence"] == {"Crossing9": 1}
+    assert list(disk["failed"]) == ["Broken"] and "0001.jpg" in disk["failed"]["Broken"]
+    assert "Crossing9" in disk["sequences"] and disk["missing"] == ["Broken"]
+    assert e.value.summary["skipped_frames"] == 1
+    # a rerun keeps the finished sequence (its skips still counted), retries the other
+    steps.clear()
+    with pytest.raises(SequencesFailed):
+        run_experiment(spec(root, out), tracker)
+    assert steps == [] and json.load(open(out / "summary.json"))["skipped_frames"] == 1

@@ -6,8 +6,11 @@ benchmark should say which file, not "cannot identify image".
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
+import warnings
 from collections.abc import Iterator
 
 import imageio.v3 as iio
@@ -61,6 +64,18 @@ def load_frame(path: str) -> np.ndarray:
     return to_rgb_uint8(img, path)
 
 
+@contextlib.contextmanager
+def ffmpeg_starting():
+    """Around the start of an ffmpeg process. Once JAX runs threads it warns
+    at every ``os.fork()`` that a deadlock may follow; ``subprocess`` forks
+    and execs ffmpeg at once in C (no Python, no lock, runs in the child),
+    so that cannot happen here and the warning would only alarm users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                category=RuntimeWarning)
+        yield
+
+
 def iter_video(path: str) -> Iterator[np.ndarray]:
     """Frames of a video file, decoded lazily, as ``(H, W, 3) uint8``."""
     path = os.fspath(path)
@@ -73,10 +88,51 @@ def iter_video(path: str) -> Iterator[np.ndarray]:
                           "(imageio-ffmpeg)") from e
     try:
         it = iio.imiter(path, plugin="FFMPEG")
+        with ffmpeg_starting():  # the first frame starts the decoder
+            first = next(it, None)
+        if first is None:
+            return
+        yield to_rgb_uint8(first, path)
         for img in it:
             yield to_rgb_uint8(img, path)
     except (OSError, RuntimeError, ValueError) as e:
         raise ValueError(f"cannot decode video {path}: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class BadFrame:
+    """A frame that could not be read or decoded, in place of its pixels:
+    tracking skips it instead of losing the frames around it."""
+
+    index: int     # 0-based frame index
+    where: str     # image file or video path
+    reason: str    # the reader's error message (names the file)
+
+
+def read_frame_or_bad(index: int, path: str) -> np.ndarray | BadFrame:
+    """:func:`load_frame`, a :class:`BadFrame` instead of its errors."""
+    try:
+        return load_frame(path)
+    except (FileNotFoundError, ValueError) as e:
+        return BadFrame(index, path, str(e))
+
+
+def stop_at_bad(frames: Iterator[np.ndarray], where: str) -> Iterator[np.ndarray | BadFrame]:
+    """The frames of a decoder (video, GIF); a decode error ends the stream
+    with one :class:`BadFrame` (a decoder cannot resync past it: the frames
+    after it are not read)."""
+    i = 0
+    try:
+        for frame in frames:
+            yield frame
+            i += 1
+    except ValueError as e:
+        yield BadFrame(i, where, f"{e} (decoding stopped at frame {i})")
+
+
+def iter_video_or_bad(path: str) -> Iterator[np.ndarray | BadFrame]:
+    """:func:`iter_video` through :func:`stop_at_bad`."""
+    return stop_at_bad(iter_video(path), path)
 
 
 def count_video_frames(path: str) -> int:

@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from jtrack.data.frames import iter_video, load_frame
+from jtrack.data.frames import (BadFrame, iter_video, iter_video_or_bad, load_frame,
+                                read_frame_or_bad)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,7 +93,8 @@ class Sequence:
         return load_frame(self.frames[i])
 
     def iter_frames(self, start: int = 0, stop: int | None = None,
-                    same_size: bool = True) -> Iterator[np.ndarray]:
+                    same_size: bool = True, skip_bad: bool = False
+                    ) -> Iterator[np.ndarray | BadFrame]:
         """Frames ``start..stop-1`` as ``(H, W, 3) uint8``, loaded one by one.
 
         With ``same_size`` (default) a frame whose size differs from the
@@ -100,12 +102,16 @@ class Sequence:
         ground truth is in pixels of one frame size, so a mixed-size
         sequence is a broken download, not something to track through.
         (The tracker itself accepts any frame size at every step.)
+
+        With ``skip_bad`` a frame that cannot be read or decoded comes as a
+        :class:`BadFrame` (index, file, reason) instead of raising, so the
+        caller can skip it and go on (a video stops at its first bad frame).
         """
         stop = len(self) if stop is None else min(stop, len(self))
         first: tuple[str, tuple[int, ...]] | None = None
-        for i, f in self._raw_frames(start, stop):
+        for i, f in self._raw_frames(start, stop, skip_bad):
             where = self.video if self.video is not None else self.frames[i]
-            if same_size:
+            if same_size and not isinstance(f, BadFrame):
                 if first is None:
                     first = (where, f.shape)
                 elif f.shape != first[1]:
@@ -116,16 +122,19 @@ class Sequence:
                         "sequence must share one size")
             yield f
 
-    def _raw_frames(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    def _raw_frames(self, start: int, stop: int, skip_bad: bool = False
+                    ) -> Iterator[tuple[int, np.ndarray | BadFrame]]:
         if self.video is not None:
-            for j, f in enumerate(iter_video(self.video)):
+            frames = iter_video_or_bad(self.video) if skip_bad else iter_video(self.video)
+            for j, f in enumerate(frames):
                 if j >= stop:
                     return
                 if j >= start:
                     yield j, f
             return
+        read = read_frame_or_bad if skip_bad else (lambda i, path: load_frame(path))
         for i in range(start, stop):
-            yield i, load_frame(self.frames[i])
+            yield i, read(i, self.frames[i])
 
     def truncated(self, n: int) -> "Sequence":
         """The first ``n`` frames (for quick runs, ``--max_frames``)."""

@@ -5,6 +5,8 @@ Results layout (one seed)::
 
     RESULTS_DIR/<sequence>.txt        x,y,w,h per frame, dataset GT convention
     RESULTS_DIR/<sequence>_time.txt   seconds per frame
+    RESULTS_DIR/<sequence>_skipped.txt  frames that could not be read (only if any):
+                                        ``<0-based frame>\t<reason>`` per line
     RESULTS_DIR/summary.json          per-sequence and mean metrics
     RESULTS_DIR/table.md              the same as a markdown table
     RESULTS_DIR/experiment.json       dataset, protocol, tracker config
@@ -12,6 +14,13 @@ Results layout (one seed)::
 
 Several seeds: ``RESULTS_DIR/seed_<k>/`` holds the above per seed and the
 top-level ``summary.json``/``table.md`` give mean ± std over seeds.
+
+A frame that cannot be read or decoded is skipped, not fatal: the tracker is
+not stepped on it, its row in ``<sequence>.txt`` is ``nan,nan,nan,nan`` (a
+miss for the metrics), it is listed in ``<sequence>_skipped.txt`` and counted
+in ``summary.json`` (``skipped_frames``). A sequence that cannot be read at
+all (frame 0 unreadable, a missing video) fails alone: the others still run,
+``summary.json`` lists it under ``failed`` and the run ends with an error.
 
 Every file is written atomically and a sequence counts as done when both of
 its files exist with one row per frame, so an interrupted run restarted with
@@ -32,7 +41,7 @@ from collections.abc import Callable, Sequence as Seq
 
 import numpy as np
 
-from jtrack.data import load_dataset
+from jtrack.data import BadFrame, load_dataset
 from jtrack.data.results import (atomic_write_text, read_rows_count, remove_stale_temps,
                                  write_boxes, write_times)
 from jtrack.data.sequence import Sequence
@@ -100,20 +109,30 @@ def is_done(folder: str, seq: Sequence) -> bool:
 def track_ope(tracker: Tracker, seq: Sequence, seed: int,
               on_frame: Callable[[], None] | None = None):
     """One-pass evaluation of one sequence: init on frame 0 with the GT box,
-    then one step per frame.
+    then one step per frame; a frame that cannot be read is skipped (the
+    tracker is not stepped, its box is NaN).
 
     Returns:
       boxes ``(T, 4)`` 0-based xywh (row 0 = the init box), scores ``(T,)``
-      (NaN on frame 0), times ``(T,)`` seconds (frame 0 = init time).
+      (NaN on frame 0), times ``(T,)`` seconds (frame 0 = init time), and
+      the list of skipped :class:`~jtrack.data.BadFrame` s.
+    Raises:
+      ValueError when frame 0 has no GT box or cannot be read (no start).
     """
     if not np.all(np.isfinite(seq.init_box)):
         raise ValueError(f"{seq.name}: no ground-truth box on frame 0")
     n = len(seq)
     boxes, scores, times = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n)
+    bad: list[BadFrame] = []
     state = None
-    for t, frame in enumerate(seq.iter_frames()):
+    for t, frame in enumerate(seq.iter_frames(skip_bad=True)):
         t0 = time.perf_counter()
-        if t == 0:
+        if isinstance(frame, BadFrame):
+            if t == 0:
+                raise ValueError(f"{seq.name}: cannot start, frame 0 is unreadable: "
+                                 f"{frame.reason}")
+            bad.append(frame)
+        elif t == 0:
             state = tracker.init(frame, np.asarray(seq.init_box, np.float32), seed)
             boxes[0] = seq.init_box
         else:
@@ -123,23 +142,47 @@ def track_ope(tracker: Tracker, seq: Sequence, seed: int,
         times[t] = time.perf_counter() - t0
         if on_frame is not None:
             on_frame()
-    return boxes, scores, times
+    return boxes, scores, times, bad
+
+
+def skipped_path(folder: str, name: str) -> str:
+    return os.path.join(folder, name + "_skipped.txt")
+
+
+def write_skipped(folder: str, name: str, bad: Seq[BadFrame]) -> None:
+    """``<name>_skipped.txt``: one ``frame<TAB>reason`` line per skipped
+    frame; no file (a stale one removed) when none was skipped."""
+    path = skipped_path(folder, name)
+    if bad:
+        atomic_write_text(path, "".join(f"{b.index}\t{b.reason}\n" for b in bad))
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def count_skipped(folder: str, name: str) -> int:
+    path = skipped_path(folder, name)
+    return read_rows_count(path) if os.path.isfile(path) else 0
 
 
 def run_job(tracker: Tracker, seq: Sequence, seed: int, folder: str, protocol: str,
             on_frame=None) -> None:
-    """Track one (sequence, seed) and write its two files (times first, so
-    the boxes file appearing marks completion)."""
+    """Track one (sequence, seed) and write its files (skips and times
+    first, so the boxes file appearing marks completion)."""
     if protocol == "ope":
-        boxes, _, times = track_ope(tracker, seq, seed, on_frame)
+        boxes, _, times, bad = track_ope(tracker, seq, seed, on_frame)
     else:
+        bad = []
+
         def frames():
-            for f in seq.iter_frames():
+            for f in seq.iter_frames(skip_bad=True):
+                if isinstance(f, BadFrame):
+                    bad.append(f)
                 yield f
                 if on_frame is not None:
                     on_frame()
         run = vot.run_supervised(tracker, frames(), seq.gt, seed=seed)
         boxes, times = run.boxes, run.times
+    write_skipped(folder, seq.name, bad)
     write_times(os.path.join(folder, seq.name + "_time.txt"), times)
     write_boxes(os.path.join(folder, seq.name + ".txt"), boxes, seq.one_based)
 
@@ -159,10 +202,12 @@ def _progress(total, desc, position, enabled):
 
 
 def run_jobs(tracker: Tracker, jobs: Seq[tuple[Sequence, int, str]], protocol: str, *,
-             max_workers: int | None = None, progress: bool = True) -> list[tuple[str, BaseException]]:
+             max_workers: int | None = None, progress: bool = True
+             ) -> list[tuple[str, int, BaseException]]:
     """Run ``(sequence, seed, folder)`` jobs, one worker thread per local
-    device, each inside ``jax.default_device(device)``. A failing job does
-    not stop the others; the errors are returned."""
+    device, each inside ``jax.default_device(device)``. A failing job (e.g.
+    a sequence that cannot be read at all) does not stop the others; the
+    errors are returned as ``(sequence name, seed, exception)``."""
     import jax
 
     devices = _devices(max_workers)[:max(1, len(jobs))]
@@ -187,7 +232,7 @@ def run_jobs(tracker: Tracker, jobs: Seq[tuple[Sequence, int, str]], protocol: s
                     run_job(tracker, seq, seed, folder, protocol, on_frame=bar.update)
                 except Exception as e:  # keep going: other sequences still finish
                     with lock:
-                        errors.append((f"{seq.name} (seed {seed})", e))
+                        errors.append((seq.name, seed, e))
                 with lock:
                     outer.update(1)
         bar.close()
@@ -287,14 +332,21 @@ def seeds_table(summary: dict) -> str:
 
 
 def score_and_report(spec: RunSpec, sequences: Seq[Sequence], protocol: str,
-                     plots: bool = True) -> dict:
+                     plots: bool = True, failed: dict[int, dict[str, str]] | None = None
+                     ) -> dict:
     """Score each seed folder, write ``summary.json`` + ``table.md`` (+
-    plots), and the mean ± std summary across seeds."""
+    plots), and the mean ± std summary across seeds. Each summary also
+    counts the skipped (unreadable) frames and lists the sequences that
+    failed (``failed``: seed -> {sequence: error})."""
     per_seed = {}
     for seed in spec.seeds:
         folder = seed_dir(spec, seed)
         s = scoring.score_folder(folder, sequences, protocol, eao_range=spec.eao_range)
         s["seed"] = seed
+        skipped = {q.name: n for q in sequences if (n := count_skipped(folder, q.name))}
+        s["skipped_frames"] = sum(skipped.values())
+        s["skipped_by_sequence"] = skipped
+        s["failed"] = (failed or {}).get(seed, {})
         write_json(os.path.join(folder, "summary.json"), s)
         atomic_write_text(os.path.join(folder, "table.md"), scoring.markdown_table(s))
         per_seed[seed] = s
@@ -303,6 +355,8 @@ def score_and_report(spec: RunSpec, sequences: Seq[Sequence], protocol: str,
         table = scoring.markdown_table(summary)
     else:
         summary = summarize_seeds(per_seed)
+        summary["skipped_frames"] = sum(s["skipped_frames"] for s in per_seed.values())
+        summary["failed"] = {str(k): s["failed"] for k, s in per_seed.items() if s["failed"]}
         table = seeds_table(summary)
         write_json(os.path.join(spec.results_dir, "summary.json"), summary)
         atomic_write_text(os.path.join(spec.results_dir, "table.md"), table)
@@ -316,10 +370,19 @@ def score_and_report(spec: RunSpec, sequences: Seq[Sequence], protocol: str,
     return summary
 
 
+class SequencesFailed(RuntimeError):
+    """Some sequences could not be tracked; ``summary`` scores the others."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
 def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
     """Track, resume-aware, then score. Returns the summary (also on disk).
 
-    Raises RuntimeError after scoring what finished if any sequence failed.
+    Raises :class:`SequencesFailed` (a RuntimeError) after scoring what
+    finished if any sequence failed.
     """
     from jtrack.data.datasets import detect_kind
 
@@ -337,10 +400,15 @@ def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
             if not is_done(seed_dir(spec, seed), s)]
     errors = run_jobs(tracker, jobs, protocol, max_workers=spec.max_workers,
                       progress=spec.progress)
-    summary = score_and_report(spec, sequences, protocol, plots=spec.plots)
+    failed: dict[int, dict[str, str]] = {}
+    for name, seed, e in errors:
+        failed.setdefault(seed, {})[name] = f"{type(e).__name__}: {e}"
+    summary = score_and_report(spec, sequences, protocol, plots=spec.plots, failed=failed)
     summary["skipped_done"] = len(sequences) * len(spec.seeds) - len(jobs)
     if errors:
-        msg = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors)
-        raise RuntimeError(f"{len(errors)} sequence run(s) failed (finished ones are "
-                           f"saved; rerun to retry): {msg}") from errors[0][1]
+        msg = "; ".join(f"{name} (seed {seed}): {type(e).__name__}: {e}"
+                        for name, seed, e in errors)
+        raise SequencesFailed(f"{len(errors)} sequence run(s) failed (the others are "
+                              f"scored and saved; rerun to retry): {msg}",
+                              summary) from errors[0][2]
     return summary

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence as Seq
 
 import numpy as np
 
+from jtrack.data.frames import BadFrame
 from jtrack.eval import geometry
 from jtrack.eval.trackers import Tracker
 
@@ -84,7 +85,8 @@ def _loop(gt: np.ndarray, skip: int, frames, init_fn, step_fn) -> SupervisedRun:
     tracking, next_init = False, 0
     for t, frame in zip(range(n), frames):
         if not tracking:
-            if t < next_init or not valid[t]:  # re-init needs a GT box
+            # re-init needs a GT box, and a frame that could be read
+            if t < next_init or not valid[t] or isinstance(frame, BadFrame):
                 continue
             t0 = time.perf_counter()
             init_fn(t, frame, gt[t])
@@ -110,7 +112,8 @@ def run_supervised(tracker: Tracker, frames: Iterable[np.ndarray], gt: np.ndarra
     Args:
       tracker: step-wise tracker (:class:`jtrack.eval.trackers.Tracker`).
       frames: the sequence's frames in order, ``(H, W, 3) uint8`` (an
-        iterator is fine: frames are consumed once, skipped ones unused).
+        iterator is fine: frames are consumed once, skipped ones unused);
+        a :class:`~jtrack.data.BadFrame` is not tracked (a NaN box).
       gt: ``(T, 4)`` xywh 0-based ground truth, NaN rows where absent.
       seed: passed to every (re)initialization.
       skip: frames between a failure and the re-initialization.
@@ -121,6 +124,8 @@ def run_supervised(tracker: Tracker, frames: Iterable[np.ndarray], gt: np.ndarra
         holder["s"] = tracker.init(frame, np.asarray(box, np.float32), seed)
 
     def step_fn(t, frame):
+        if isinstance(frame, BadFrame):  # skipped: not stepped, a NaN box (a miss)
+            return np.full(4, np.nan), np.nan
         holder["s"], box, score = tracker.step(holder.pop("s"), frame)
         return np.asarray(box, np.float64), float(score)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
-from jtrack.data.frames import IMAGE_EXTENSIONS, iter_video, list_images, load_frame
+from jtrack.data.frames import (IMAGE_EXTENSIONS, BadFrame, ffmpeg_starting, iter_video,
+                                list_images, read_frame_or_bad, stop_at_bad)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -38,12 +38,31 @@ class Source:
     def count(self) -> int | None:
         return len(self.files) if self.files else None
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self) -> Iterator[np.ndarray | BadFrame]:
+        """Every frame in order; one that cannot be read or decoded comes as
+        a :class:`BadFrame` (a video or GIF stops after its first one)."""
         if self.files:
-            return (load_frame(f) for f in self.files)
+            return (read_frame_or_bad(i, f) for i, f in enumerate(self.files))
         if self.kind == "gif":
-            return _iter_gif(self.path)
-        return iter_video(self.path)
+            return stop_at_bad(_iter_gif(self.path), self.path)
+        return stop_at_bad(iter_video(self.path), self.path)
+
+    def fps(self) -> float | None:
+        """The frame rate a video or GIF declares; None for image folders
+        or when the file does not say."""
+        if self.files:
+            return None
+        import imageio.v3 as iio
+
+        try:
+            if self.kind == "gif":
+                ms = iio.immeta(self.path, index=0).get("duration")
+                return 1000.0 / float(ms) if ms else None
+            with ffmpeg_starting():
+                fps = iio.immeta(self.path, plugin="FFMPEG").get("fps")
+        except (OSError, RuntimeError, ValueError):  # unreadable metadata: the caller's default
+            return None
+        return float(fps) if fps and np.isfinite(fps) and fps > 0 else None
 
 
 def _iter_gif(path: str) -> Iterator[np.ndarray]:
@@ -138,11 +157,7 @@ class Mp4Writer:
                                        ffmpeg_log_level="error")
 
     def append(self, frame: np.ndarray) -> None:
-        with warnings.catch_warnings():
-            # The first frame starts ffmpeg (fork + exec at once); JAX warns
-            # about any fork in its process, harmless here: nothing runs between.
-            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
-                                    category=RuntimeWarning)
+        with ffmpeg_starting():  # the first frame starts ffmpeg
             self._writer.append_data(_even(np.asarray(frame, np.uint8)))
 
     def close(self) -> None:

@@ -1,0 +1,72 @@
+"""orbax checkpoints of a pytree state plus JSON metadata, with exact resume.
+
+Used for the pretraining state (:func:`jtrack.pretrain.train.init_state`:
+params, optimizer state, step, model key, data seed; metadata: the config
+and the domain names in order) and for ``jtrack track --resume`` (tracker
+states at flush points; metadata: input, start boxes, seed, config). A
+resume with different data or settings fails loudly instead of silently
+computing something else.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+    """Save every ``every`` steps into ``directory`` (keeps ``keep``); restore
+    the latest. A thin wrapper over ``orbax.checkpoint.CheckpointManager``."""
+
+    def __init__(self, directory: str, every: int, keep: int = 2):
+        if every < 1:
+            raise ValueError(f"checkpoint interval must be >= 1, got {every}")
+        self.every = every
+        self.manager = ocp.CheckpointManager(
+            os.path.abspath(directory),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def steps(self) -> list[int]:
+        """The steps saved (and finalized) so far, ascending."""
+        return sorted(self.manager.all_steps())
+
+    def maybe_save(self, step: int, state: dict, meta: dict, force: bool = False) -> bool:
+        """Save when ``step`` is a multiple of ``every`` (or ``force``)."""
+        if not force and step % self.every:
+            return False
+        if step in self.manager.all_steps():
+            return False
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        return True
+
+    def restore(self, template: dict, meta: dict, step: int | None = None) -> dict | None:
+        """The state saved at ``step`` (default: latest), laid out like
+        ``template`` (a freshly initialised state: shapes, dtypes, shardings),
+        or None when there is no checkpoint. Raises ``ValueError`` when the
+        saved metadata differs from ``meta``."""
+        step = self.manager.latest_step() if step is None else step
+        if step is None:
+            return None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        got = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        saved = got["meta"]
+        diff = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
+        if diff:
+            raise ValueError(
+                f"checkpoint {self.manager.directory} step {step} was made with different "
+                f"settings ({', '.join(diff)}); e.g. {diff[0]}: saved {saved.get(diff[0])!r} "
+                f"vs now {meta.get(diff[0])!r}. Use another folder or the same settings")
+        return got["state"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
