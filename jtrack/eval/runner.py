@@ -273,7 +273,8 @@ def _same_config(old, new) -> bool:
     A TrackerConfig field added to jtrack after the results were written
     counts as equal when ``new`` has its default (new knobs default to the
     old behaviour), so adding a knob does not invalidate finished runs."""
-    if isinstance(old, dict) and "weights" not in old:
+    if isinstance(old, dict) and isinstance(new, dict) and "weights" in new \
+            and "weights" not in old:
         old = {**old, "weights": {"head": "random"}}  # recorded before heads could differ
     if old == new:
         return True
