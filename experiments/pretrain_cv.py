@@ -2,7 +2,7 @@
 
     python -m experiments.pretrain_cv --roots=../shared/data/train --synthetic=0 \
         --steps=400 --lr=0.005 --out_dir=/tmp/cv/frozen \
-        --variants=random,pretrained [--variant_specs=experiments/configs/online.json] \
+        --variants=random,pretrained [--variant_specs=experiments/configs/online_pretrained.json] \
         [--seeds=0,1,2]
 
 For each fold (``--folds``: domain names joined by ``+``, folds separated by
@@ -90,7 +90,8 @@ def main(argv):
     for k in range(len(folds)):
         part = {n: r for n, r in results.items() if r["fold"] == f"fold_{k}"}
         if part:
-            lines += [f"### fold {k}: held out {', '.join(folds[k])}", "", table(part, list(specs)), ""]
+            lines += [f"### fold {k}: held out {', '.join(folds[k])}", "",
+                      table(part, list(specs)), ""]
     lines += ["### all folds", "", table(results, list(specs)), ""]
     text = "\n".join(lines)
     atomic_write_text(os.path.join(FLAGS.out_dir, "table.md"), text)

@@ -9,7 +9,7 @@ side by side on the same sequences and seeds, OTB one-pass evaluation.
 A variant is a head plus TrackerConfig overrides. Built in: ``random``
 (``jtrack.init_params(config, key, head="random")``: ImageNet backbone,
 random fc4/fc5/fc6) and ``pretrained`` (the ``--head`` file through
-``jtrack.pretrain.load_params``, random fc6). ``--variant_specs`` names more,
+``jtrack.pretrain.load_params``: its fc4/fc5 and mean fc6). ``--variant_specs`` names more,
 as a JSON object ``{"name": {"head": "random" | "pretrained" | "shipped",
 "config": {field: value}}}`` (``shipped``: the weights in the package).
 The tracker's own key is ``fold_in(key(seed), 1)`` for every variant.

@@ -5,9 +5,9 @@ A variant is a head plus TrackerConfig overrides, ``{"head": "random" |
 "pretrained" | "shipped", "config": {field: value}}``: ``random`` is
 ``jtrack.init_params(config, key, head="random")`` (ImageNet backbone, random
 fc4/fc5/fc6), ``pretrained`` a head file from ``experiments.pretrain``
-(:func:`jtrack.pretrain.load_params`, random fc6), ``shipped`` the weights in
-the package. Used by ``experiments.pretrain_eval`` and
-``experiments.pretrain_cv``.
+(:func:`jtrack.pretrain.load_params`; its mean fc6, or a random one with
+``"fc6": "random"``), ``shipped`` the head in the package. Used by
+``experiments.pretrain_eval`` and ``experiments.pretrain_cv``.
 """
 
 from __future__ import annotations
