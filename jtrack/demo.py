@@ -24,8 +24,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed (head initialisation and samp
 _BACKBONE = flags.DEFINE_string("backbone", None, "backbone name (default: the config's)")
 _HEAD = flags.DEFINE_enum("head", "random", ["random", "pretrained"],
                           "initial head: random, or the one pretrained on real videos "
-                          "that ships with jtrack (then pass the matching online rates, "
-                          "docs/pretraining.md)")
+                          "that ships with jtrack (docs/pretraining.md)")
 _QUIET = flags.DEFINE_bool("quiet", False, "only print the summary")
 define_cache_flags(flags.FLAGS)
 _RESEARCH = flags.DEFINE_bool("research_metrics", False,
@@ -60,15 +59,12 @@ def main(argv):
     import jtrack
     from jtrack.eval.otb import ope_metrics
     from jtrack.tracking import track_sequence
-    from jtrack.config import PRETRAINED_LAYER_LR
     from jtrack.weights import shipped
 
     overrides = {} if _BACKBONE.value is None else {"backbone": _BACKBONE.value}
     config = jtrack.TrackerConfig(**overrides)
     name, frames, gt = _load(_SEQUENCE.value, _FRAMES.value)
     head = _HEAD.value
-    if head == "pretrained":
-        config = config.replace(layer_lr=PRETRAINED_LAYER_LR)
     print(f"jtrack demo: {name}, {len(gt)} frames, backbone {config.backbone}, "
           f"{shipped.summary(head)}, devices {jax.devices()}", flush=True)
     params = jtrack.init_params(config, jax.random.key(_SEED.value), head=head)
