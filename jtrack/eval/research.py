@@ -102,36 +102,33 @@ def classifier_metrics(config, state, frame, gt_box, key) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _separation(config, params, frame, gt_box, n, key):
-    from jtrack import boxes as B, learn, region, sampling, tracker
+@functools.partial(jax.jit, static_argnums=0)
+def _separation(config, params, frame, gt_box, key):
+    from jtrack import learn, region, tracker
 
     rbox = region.region_box(gt_box, config.region_scale)
     image_wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    pos, pos_ok = sampling.select_by_iou(k2, B.clip_to_image(sampling.gaussian(
-        k1, gt_box, 4 * n, config.pos_trans, config.pos_scale), image_wh, config.min_box_size),
-        gt_box, config.pos_iou_update, 1.0, n)
     area = region.intersect(rbox, jnp.concatenate([jnp.zeros(2), image_wh]))
-    neg, neg_ok = sampling.select_by_iou(k4, tracker._clip_to_area(sampling.uniform(
-        k3, gt_box, 4 * n, config.neg_trans_update, config.neg_scale_update), area,
-        config.min_box_size), gt_box, 0.0, config.neg_iou_update, n)
+    # the tracker's own online-update samples around the box, here the GT
+    pos, pos_ok, neg, neg_ok = tracker._training_boxes(
+        config, jax.random.split(key, 4), gt_box, image_wh, area)
     boxes = region.to_region(jnp.concatenate([pos, neg]), rbox, config.region_size)
     logits = tracker.score_candidates(config, params, region.crop(frame, rbox,
                                                                   config.region_size), boxes)
     p = learn.target_prob(logits)
-    pp, pn = p[:n], p[n:]
+    pp, pn = p[:len(pos)], p[len(pos):]
     w = pos_ok[:, None] & neg_ok[None, :]
     wins = jnp.where(pp[:, None] > pn[None, :], 1.0, jnp.where(pp[:, None] == pn[None, :],
                                                                 0.5, 0.0))
     return jnp.sum(wins * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def separation_auc(config, params: dict, frame, gt_box, key, n: int = 128) -> float:
+def separation_auc(config, params: dict, frame, gt_box, key) -> float:
     """How well ``params``' head, as it is (no online training), ranks boxes on
     the target above boxes off it in the search region around ``gt_box``:
-    the probability that a random positive (IoU >= ``pos_iou_update``) scores
-    above a random negative (IoU <= ``neg_iou_update``), i.e. the ROC AUC.
-    0.5 = no better than chance; a random head sits near 0.5."""
+    the probability that a positive (IoU >= ``pos_iou_update``) scores above
+    a negative (IoU <= ``neg_iou_update``), i.e. the ROC AUC, over the
+    samples an online update would draw around ``gt_box``. 0.5 = no better
+    than chance."""
     return float(_separation(config, params, jnp.asarray(frame),
-                             jnp.asarray(gt_box, jnp.float32), n, key))
+                             jnp.asarray(gt_box, jnp.float32), key))

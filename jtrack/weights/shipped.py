@@ -1,6 +1,7 @@
 """The pretrained head shipped inside the package (``jtrack/weights/``).
 
-``pretrained_head.npz`` holds fc4/fc5 from offline multi-domain pretraining
+``pretrained_head.npz`` holds fc4/fc5 (and fc6 = the mean of the domain
+branches) from offline multi-domain pretraining
 on real videos (``experiments.pretrain``; the file format is
 :mod:`jtrack.pretrain.head`), and ``pretrained_head.json`` its manifest: the
 command that rebuilt it, the TrackerConfig fields it is tied to, the training
@@ -38,30 +39,22 @@ def manifest() -> dict:
         return json.load(f)
 
 
-def mismatch(config: TrackerConfig, man: dict | None = None) -> str | None:
-    """Why the shipped head does not fit ``config`` (the first differing
-    field of ``manifest()['must_match']``), or None when it fits."""
-    man = manifest() if man is None else man
-    for field, want in man["must_match"].items():
+def check_config(config: TrackerConfig) -> None:
+    """Raise ValueError naming the first TrackerConfig field that differs from
+    what the shipped head was trained for (``manifest()['must_match']``)."""
+    for field, want in manifest()["must_match"].items():
         got = getattr(config, field)
         if got != want:
-            return (f"the shipped pretrained head was trained for {field}={want!r}, but the "
-                    f"config has {field}={got!r}")
-    return None
-
-
-def check_config(config: TrackerConfig, man: dict | None = None) -> None:
-    """Raise ValueError naming the first TrackerConfig field that differs from
-    what the shipped head was trained for."""
-    why = mismatch(config, man)
-    if why:
-        raise ValueError(why + ": use jtrack.init_params(config, key, head='random') or "
-                         "pretrain a head for this config (docs/pretraining.md)")
+            raise ValueError(
+                f"the shipped pretrained head was trained for {field}={want!r}, but the "
+                f"config has {field}={got!r}: use jtrack.init_params(config, key, "
+                f"head='random') or pretrain a head for this config (docs/pretraining.md)")
 
 
 def load(config: TrackerConfig, key: jax.Array) -> dict:
     """``{'backbone', 'head'}`` for :func:`jtrack.init`: the backbone's own
-    weights, the shipped fc4/fc5 and a fresh random fc6 from ``key``."""
+    weights and the shipped fc4/fc5/fc6 (fc6 = the mean of the pretraining
+    branches)."""
     from jtrack.pretrain.head import load_params
 
     check_config(config)
