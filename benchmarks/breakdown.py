@@ -147,7 +147,7 @@ def _stages(config: jtrack.TrackerConfig, params: dict, state: T.TrackerState,
                                      f[n_p:], nok, t)
         return jax.tree.map(lambda a, b: jnp.where(t > 0, a, b), new, mem)
 
-    update = jit(lambda s, k: T._update_head(config, s, jnp.bool_(True), k))
+    update = jit(lambda s, k: T._update_head(config, s, k))
     track = [
         ("step", "frame to device (host->device)",
          lambda: jax.device_put(frame)),
@@ -161,7 +161,8 @@ def _stages(config: jtrack.TrackerConfig, params: dict, state: T.TrackerState,
         ("step", f"pos/neg samples + RoIAlign ({n_p + config.n_neg_update})",
          lambda: samples(key, box, fmap)),
         ("step", "memory write", lambda: write(state.memory, sf, pos_ok, neg_ok, jnp.int32(5))),
-        ("step", f"online update ({config.iters_update} iters, when it runs)",
+        ("step", f"online update ({config.iters_per_frame or config.iters_update} iters, "
+                 "when it runs)",
          lambda: update(state, key)),
     ]
     return first + track
@@ -232,12 +233,13 @@ def table(r: dict) -> str:
 def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--sequence", default="otb/Crossing")
+    common.add_set_flag(p)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--whole-frames", type=int, default=20,
                    help="whole-step calls (every long_interval-th one updates)")
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
-    config = common.config(a.tiny)
+    config, _ = common.config_from_sets(a.tiny, a.set)
     r = run(a.sequence, a.repeats, whole_frames=a.whole_frames, config=config)
     heading = (f"{r['sequence']} {r['frame_hw'][1]}x{r['frame_hw'][0]}, median of up to "
                f"{a.repeats} calls per stage (n: calls timed)")

@@ -301,6 +301,22 @@ def config(tiny: bool = False, **changes):
     return jtrack.TrackerConfig(**{**(TINY if tiny else {}), **changes})
 
 
+def add_set_flag(p: argparse.ArgumentParser) -> None:
+    """``--set FIELD=VALUE`` (repeatable): TrackerConfig overrides, read by
+    :func:`config_from_sets`."""
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="TrackerConfig override (JSON value), repeatable")
+
+
+def config_from_sets(tiny: bool, sets) -> tuple[Any, dict]:
+    """(:func:`config` with the ``--set`` overrides ``sets``, the overrides
+    as a dict). Raises ValueError naming a bad field or value."""
+    from jtrack.config import parse_overrides, with_fields
+
+    overrides = parse_overrides(sets)
+    return with_fields(config(tiny), overrides), overrides
+
+
 def enable_compile_cache(path: str | None) -> None:
     """Use JAX's persistent compilation cache in ``path`` (None: leave as is,
     the benchmarks measure compilation from a cold start by default)."""

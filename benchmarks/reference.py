@@ -85,13 +85,14 @@ def _percrop_step_core(config: TrackerConfig, state: T.TrackerState,
     do_update = config.online_update & ((~success) | (t % config.long_interval == 0))
     widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
                                                 config.max_widen)).astype(jnp.float32)
+    train_now, pending, window = T._schedule_update(config, state, do_update, success)
     state = state.replace(memory=mem, box=box, frame_index=t, key=key, widen=widen,
                           scores=jnp.concatenate([state.scores[1:], score[None]]),
-                          image_wh=image_wh)
+                          image_wh=image_wh, pending=pending, window=window)
     head, opt_state = jax.lax.cond(
-        do_update, lambda s: T._update_head(config, s, success, k_upd),
+        train_now, lambda s: T._update_head(config, s, k_upd),
         lambda s: (s.head, s.opt_state), state)
-    out = T.TrackOutput(box=out_box, score=score, success=success, updated=do_update,
+    out = T.TrackOutput(box=out_box, score=score, success=success, updated=train_now,
                         region=jnp.concatenate([jnp.zeros(2), image_wh]),
                         top_boxes=top_boxes, top_scores=top_p)
     return state.replace(head=head, opt_state=opt_state), out

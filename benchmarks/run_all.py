@@ -42,10 +42,10 @@ import time
 
 from benchmarks import common
 
-ORDER = ("per_frame", "breakdown", "scaling", "multi_target", "memory", "compile",
-         "multi_device")
+ORDER = ("per_frame", "breakdown", "scaling", "multi_target", "vs_opencv", "memory",
+         "compile", "multi_device")
 # Benchmarks without child processes of their own: they can share one process.
-IN_PROCESS = frozenset({"per_frame", "breakdown", "scaling", "multi_target"})
+IN_PROCESS = frozenset({"per_frame", "breakdown", "scaling", "multi_target", "vs_opencv"})
 
 
 def _groups(names: list[str], isolate: bool) -> list[list[str]]:

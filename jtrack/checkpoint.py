@@ -53,16 +53,24 @@ class Checkpoints:
         step = self.manager.latest_step() if step is None else step
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        got = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        saved = got["meta"]
+        where = f"checkpoint {self.manager.directory} step {step}"
+        # The settings first: a run with other settings may hold another layout.
+        saved = self.manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))["meta"]
         diff = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
         if diff:
             raise ValueError(
-                f"checkpoint {self.manager.directory} step {step} was made with different "
-                f"settings ({', '.join(diff)}); e.g. {diff[0]}: saved {saved.get(diff[0])!r} "
-                f"vs now {meta.get(diff[0])!r}. Use another folder or the same settings")
+                f"{where} was made with different settings ({', '.join(diff)}); e.g. "
+                f"{diff[0]}: saved {saved.get(diff[0])!r} vs now {meta.get(diff[0])!r}. "
+                "Use another folder or the same settings")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        try:
+            got = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract)))
+        except ValueError as e:
+            raise ValueError(f"{where} holds a state laid out differently from this "
+                             f"jtrack's (written by another version?); remove it to start "
+                             f"over. orbax: {str(e)[:300]}") from e
         return got["state"]
 
     def wait(self) -> None:

@@ -90,6 +90,12 @@ class TrackerConfig:
     pos_iou_update: float = 0.7
     neg_iou_update: float = 0.3
     iters_update: int = 15
+    # Spread each online update over the following frames, this many SGD
+    # iterations per frame (the state carries what is left; the total is
+    # iters_update rounded up to a multiple): no frame stalls on a whole
+    # update. A new update (a failure, the long-term interval) restarts the
+    # count. 0 = all iters_update on the frame that asks for it (py-MDNet).
+    iters_per_frame: int = 0
     lr_update: float = 0.001
     batch_pos: int = 32
     batch_neg: int = 96
@@ -151,7 +157,7 @@ class TrackerConfig:
                      "hidden", "n_bbreg", "score_history"):
             v = getattr(self, name)
             check(isinstance(v, int) and v > 0, f"{name} must be a positive int, got {v!r}")
-        for name in ("iters_init", "iters_update"):
+        for name in ("iters_init", "iters_update", "iters_per_frame"):
             v = getattr(self, name)
             check(isinstance(v, int) and v >= 0, f"{name} must be an int >= 0, got {v!r}")
         for name in ("lr_init", "lr_update", "weight_decay", "grad_clip", "trans",
@@ -251,12 +257,21 @@ def load_config(path: str | None = None, overrides=(), backbone: str | None = No
         if not isinstance(data, dict):
             raise ValueError(f"config file {path} must hold a JSON object of fields")
         fields.update({k: _parse_value(json.dumps(v)) for k, v in data.items()})
-    for item in list(overrides) + ([f"backbone={backbone}"] if backbone else []):
+    fields.update(parse_overrides(list(overrides)
+                                  + ([f"backbone={backbone}"] if backbone else [])))
+    return with_fields(TrackerConfig(), fields)
+
+
+def parse_overrides(items) -> dict:
+    """``["field=value", ...]`` (JSON values; bare text is a string; later
+    ones win) -> {field: value}. Raises ValueError on an item without '='."""
+    fields = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"override expects field=value, got {item!r}")
         fields[key.strip()] = _parse_value(value.strip())
-    return with_fields(TrackerConfig(), fields)
+    return fields
 
 
 def with_fields(config: TrackerConfig, fields: dict) -> TrackerConfig:

@@ -279,7 +279,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
             # to x[0] and XLA would hoist the whole training out of the
             # loop (and run it on every frame).
             one, k = jax.lax.optimization_barrier((_take(tg, i), k))
-            h, o = T._update_head(config, one, out.success[i], k_upd[i])
+            h, o = T._update_head(config, one, k_upd[i])
             put = lambda a, x: a.at[i].set(x)
             return k + 1, tg.replace(head=jax.tree.map(put, tg.head, h),
                                      opt_state=jax.tree.map(put, tg.opt_state, o))

@@ -55,6 +55,9 @@ class TrackerState:
     scores: jax.Array      # (score_history,) float32, most recent last
     image_wh: jax.Array    # (2,) float32 frame width, height
     init_wh: jax.Array     # (2,) float32 first box width, height (size/shape limits)
+    pending: jax.Array     # () int32, online-update iterations still to run
+                           # (iters_per_frame > 0), 0 when none
+    window: jax.Array      # () int32, positive window (frames) of that update
 
 
 @flax.struct.dataclass
@@ -308,7 +311,8 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
         widen=jnp.ones((), jnp.float32),
         scores=jnp.ones((config.score_history,), jnp.float32),
-        image_wh=image_wh, init_wh=box[2:])
+        image_wh=image_wh, init_wh=box[2:], pending=jnp.zeros((), jnp.int32),
+        window=jnp.asarray(config.frames_long, jnp.int32))
 
 
 def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Array,
@@ -325,7 +329,7 @@ def _step_from_fmap(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
     region ``rbox`` (4,); ``state.backbone`` is not used."""
     state, out, k_upd = _locate(config, state, fmap, rbox, image_wh)
     head, opt_state = jax.lax.cond(
-        out.updated, lambda s: _update_head(config, s, out.success, k_upd),
+        out.updated, lambda s: _update_head(config, s, k_upd),
         lambda s: (s.head, s.opt_state), state)
     return state.replace(head=head, opt_state=opt_state), out
 
@@ -334,8 +338,9 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
             rbox: jax.Array, image_wh: jax.Array, pool=None
             ) -> tuple[TrackerState, TrackOutput, jax.Array]:
     """Steps 1-2 of :func:`step` (score candidates, new box, store samples).
-    Returns the state with everything but the head advanced, the output
-    (``updated`` says whether the head must be trained now) and the update key.
+    Returns the state with everything but the head advanced (``pending`` and
+    ``window`` say what to train), the output (``updated``: the head must be
+    trained now) and the update key.
     ``pool(fmap, region_boxes)``: RoIAlign (default :func:`pool_features`;
     :mod:`jtrack.multi` passes one that runs target by target under vmap)."""
     pool = pool or functools.partial(pool_features, config)
@@ -369,13 +374,28 @@ def _locate(config: TrackerConfig, state: TrackerState, fmap: jax.Array,
             config, m, fmap, rbox, area, box, pool), lambda m: m, mem)
     widen = jnp.where(success, 1.0, jnp.minimum(state.widen * config.failure_widen,
                                                 config.max_widen)).astype(jnp.float32)
+    train_now, pending, window = _schedule_update(config, state, do_update, success)
     new_state = state.replace(
         memory=mem, box=box, frame_index=t, key=key,
         widen=widen, scores=jnp.concatenate([state.scores[1:], score[None]]),
-        image_wh=image_wh)
-    out = TrackOutput(box=out_box, score=score, success=success, updated=do_update,
+        image_wh=image_wh, pending=pending, window=window)
+    out = TrackOutput(box=out_box, score=score, success=success, updated=train_now,
                       region=rbox, top_boxes=top_boxes, top_scores=top_p)
     return new_state, out, k_upd
+
+
+def _schedule_update(config: TrackerConfig, state: TrackerState, do_update: jax.Array,
+                     success: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(train now (), iterations still pending after this frame (), positive
+    window ()) when ``do_update`` asks for an update this frame. Spread over
+    frames (``iters_per_frame``), a new update restarts the count and a chunk
+    runs while any is left."""
+    window = jnp.where(do_update, jnp.where(success, config.frames_long, config.frames_short),
+                       state.window).astype(jnp.int32)
+    if not config.iters_per_frame:
+        return do_update, state.pending, window
+    pending = jnp.where(do_update, config.iters_update, state.pending)
+    return pending > 0, jnp.maximum(pending - config.iters_per_frame, 0), window
 
 
 def _reextract_negatives(config: TrackerConfig, mem: memory.SampleMemory,
@@ -397,16 +417,17 @@ def _reextract_negatives(config: TrackerConfig, mem: memory.SampleMemory,
     return mem.replace(neg=feats.reshape(mem.neg.shape).astype(mem.neg.dtype))
 
 
-def _update_head(config: TrackerConfig, state: TrackerState, success: jax.Array,
+def _update_head(config: TrackerConfig, state: TrackerState,
                  key: jax.Array) -> tuple[Params, Any]:
     """Step 3 of :func:`step`: online update of the head from the memory of
-    ``state`` (already holding this frame's samples); short-term window after a
-    failure, long-term otherwise. Returns (head, opt_state)."""
-    window = jnp.where(success, config.frames_long, config.frames_short)
+    ``state`` (already holding this frame's samples) over its positive
+    ``window`` (short-term after a failure, long-term otherwise):
+    ``iters_update`` iterations, or ``iters_per_frame`` of them when the
+    update is spread over frames. Returns (head, opt_state)."""
     _, opt_update = optim.tracker_optimizers(config)
     head, opt_state, _ = _train(config, opt_update, state.head, state.opt_state,
-                                state.memory, state.frame_index, window, key,
-                                config.iters_update)
+                                state.memory, state.frame_index, state.window, key,
+                                config.iters_per_frame or config.iters_update)
     # A diverged update is dropped rather than carried into every later frame.
     ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(head)]))
     return jax.tree.map(lambda new, old: jnp.where(ok, new, old),

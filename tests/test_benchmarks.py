@@ -190,3 +190,22 @@ def test_run_all_groups_and_in_process_timings(tmp_path):
     t = json.loads(timings.read_text())["scaling"]
     assert t["wall_s"] > 0 and t["cpu_s"] > 0
     assert " -m benchmarks.scaling --out" in _json(tmp_path, "scaling")["command"]
+
+
+def test_vs_opencv(tmp_path, capsys):
+    """jtrack (and CSRT when OpenCV is installed) on the same frames: stats,
+    AUC and the goal ratios; without OpenCV the JSON says why it is missing."""
+    from benchmarks import vs_opencv
+
+    r = vs_opencv.main(["--tiny", "--sequences", "synthetic", "--frames", "4",
+                        "--set", "iters_per_frame=1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    j = _json(tmp_path, "vs_opencv")
+    s = j["stats"]["jtrack"]
+    assert s["frames"] == 3 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+    assert 0.0 <= s["auc"]["synthetic"] <= 1.0 and "| jtrack" in out
+    assert j["config_overrides"] == {"iters_per_frame": 1}
+    if "csrt" in r["stats"]:
+        assert "goal <= 1.5" in out and j["goals"]["p99_ratio"] > 0
+    else:
+        assert "OpenCV CSRT not measured" in j["opencv"]

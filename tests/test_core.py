@@ -188,10 +188,14 @@ def test_roi_align_matches_slow_reference(stride, offset):
     fmap = rng.normal(size=(9, 11, 5)).astype(np.float32)
     boxes = np.array([[10, 20, 60, 40], [0, 0, 180, 150], [-30, 50, 40, 40],
                       [100, 90, 7, 9], [150, 120, 80, 60]], np.float32)
-    got = np.asarray(nets.roi_align(jnp.asarray(fmap), jnp.asarray(boxes), 3, 2, stride, offset))
-    for k, b in enumerate(boxes):
-        np.testing.assert_allclose(got[k], _roi_align_reference(fmap, b, 3, 2, stride, offset),
-                                   rtol=1e-4, atol=1e-5)
+    for chunk in (0, 2, 16):  # all at once; in chunks with padding; one chunk
+        got = np.asarray(nets.roi_align(jnp.asarray(fmap), jnp.asarray(boxes), 3, 2, stride,
+                                        offset, chunk=chunk))
+        assert got.shape == (5, 3, 3, 5)
+        for k, b in enumerate(boxes):
+            np.testing.assert_allclose(got[k], _roi_align_reference(fmap, b, 3, 2, stride,
+                                                                    offset),
+                                       rtol=1e-4, atol=1e-5)
 
 
 def test_vggm_geometry_maps_feature_cells_to_receptive_field_centres():

@@ -131,6 +131,9 @@ def test_checkpoint_resume_continues_exactly(domains, tmp_path):
     _assert_trees(straight["opt_state"], resumed["opt_state"], exact=True)
     with pytest.raises(ValueError, match="different settings.*domains"):
         again.restore(template, {"domains": ["other"]})
+    # same settings, another state layout (e.g. written by another jtrack version)
+    with pytest.raises(ValueError, match="laid out differently.*remove it"):
+        again.restore({**template, "new_field": np.zeros(3, np.float32)}, meta)
 
 
 def test_trained_backbone_uses_crops_and_moves(bb_domains):
