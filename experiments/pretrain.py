@@ -25,6 +25,7 @@ import time
 from absl import app, flags, logging
 
 from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
+from jtrack.config import TrackerConfig
 
 FLAGS = flags.FLAGS
 # data
@@ -46,7 +47,8 @@ flags.DEFINE_integer("region_size", 219, "Search-region side in pixels.")
 flags.DEFINE_float("region_scale", 3.0, "Search region = scale x target.")
 flags.DEFINE_integer("roi_size", 3, "RoIAlign output side.")
 flags.DEFINE_bool("feature_norm", True, "Unit-RMS pooled features (as the tracker).")
-flags.DEFINE_integer("hidden", 512, "fc4/fc5 width.")
+flags.DEFINE_integer("hidden", TrackerConfig.hidden, "fc4/fc5 width (default: the "
+                     "tracker's).")
 flags.DEFINE_float("dropout", 0.5, "Dropout after fc4 and fc5.")
 # iteration
 flags.DEFINE_integer("frames_per_batch", 8, "Frames per iteration (one domain).")
@@ -81,7 +83,6 @@ define_cache_flags(FLAGS)
 
 
 def make_config():
-    from jtrack import TrackerConfig
     from jtrack.pretrain import PretrainConfig, parse_layer_lr
     tc = TrackerConfig(backbone=FLAGS.backbone, region_size=FLAGS.region_size,
                        region_scale=FLAGS.region_scale,

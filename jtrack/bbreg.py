@@ -3,8 +3,9 @@ deltas, fitted once on first-frame samples (MDNet / R-CNN parameterisation).
 
 Deltas of a box ``b`` towards the ground truth ``g`` (centres ``c``):
 ``((gcx - bcx) / bw, (gcy - bcy) / bh, log(gw / bw), log(gh / bh))``.
-The ridge system is solved in its dual form (N x N), since there are fewer
-samples (N = 1000) than feature dimensions (D = 4608): cheap in ``jnp``.
+The ridge system is solved in whichever form is smaller: primal (D x D)
+when there are more samples than feature dimensions (default: N = 1000,
+D = 360), dual (N x N) otherwise (VGG-M: D = 4608). Both give the same weights.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ def fit(feats: jax.Array, boxes: jax.Array, gt: jax.Array, valid: jax.Array,
     y_mean = jnp.sum(y * w, 0) / n
     xc = (feats - x_mean) * w  # invalid rows become zero: they do not count
     yc = (y - y_mean) * w
-    gram = xc @ xc.T + alpha * jnp.eye(xc.shape[0], dtype=xc.dtype)
-    coef = xc.T @ jax.scipy.linalg.solve(gram, yc, assume_a="pos")
+    n_rows, d = xc.shape
+    if d < n_rows:  # primal: (X'X + a I) coef = X'Y
+        gram = xc.T @ xc + alpha * jnp.eye(d, dtype=xc.dtype)
+        coef = jax.scipy.linalg.solve(gram, xc.T @ yc, assume_a="pos")
+    else:  # dual: coef = X' (XX' + a I)^-1 Y
+        gram = xc @ xc.T + alpha * jnp.eye(n_rows, dtype=xc.dtype)
+        coef = xc.T @ jax.scipy.linalg.solve(gram, yc, assume_a="pos")
     intercept = y_mean - x_mean @ coef
     return jnp.concatenate([coef, intercept[None]], axis=0)
 

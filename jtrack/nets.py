@@ -187,7 +187,7 @@ def roi_align(fmap: jax.Array, boxes: jax.Array, output_size: int = 3,
 
 
 class Head(nn.Module):
-    """MDNet head: fc4 (512, ReLU) -> dropout -> fc5 (512, ReLU) -> dropout
+    """MDNet head: fc4 (hidden, ReLU) -> dropout -> fc5 (hidden, ReLU) -> dropout
     -> fc6 (2 logits: [background, target]). Input (N, D) pooled features."""
 
     hidden: int = 512

@@ -338,3 +338,10 @@ def test_bbreg_deltas_round_trip_and_fit_recovers_a_linear_map():
     before = float(B.iou(boxes, gt[None]).mean())
     after = float(B.iou(refined, gt[None]).mean())
     assert after > 0.98 and after > before + 0.1
+    # primal (D < N, above) and dual (D >= N) forms solve the same ridge problem
+    x, y = np.asarray(feats, np.float64), np.asarray(d, np.float64)
+    for n in (200, 20):
+        xc, yc = x[:n] - x[:n].mean(0), y[:n] - y[:n].mean(0)
+        want = np.linalg.solve(xc.T @ xc + 0.5 * np.eye(24), xc.T @ yc)
+        got = bbreg.fit(feats[:n], boxes[:n], gt, jnp.ones(n, bool), alpha=0.5)
+        np.testing.assert_allclose(np.asarray(got[:-1]), want, rtol=2e-3, atol=2e-4)

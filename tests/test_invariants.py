@@ -281,7 +281,7 @@ def test_lost_search_varies_the_shape_at_constant_area():
         backbone=None, head=None, opt_state=None, memory=None, bbreg=None,
         box=jax.numpy.asarray(box), frame_index=0, key=None, widen=jax.numpy.float32(1.0),
         scores=None, image_wh=jax.numpy.asarray([400.0, 300.0]),
-        init_wh=jax.numpy.asarray(box[2:]))
+        init_wh=jax.numpy.asarray(box[2:]), pending=None, window=None)
     key, wh = jax.random.key(3), state.image_wh
     found = np.asarray(tracker._candidates(cfg.replace(lost_aspect=3.0), state, key, wh))
     plain = np.asarray(tracker._candidates(cfg, state, key, wh))

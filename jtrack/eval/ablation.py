@@ -73,6 +73,12 @@ VARIANTS: tuple[Variant, ...] = (
             (("layer_lr", PRETRAINED_LAYER_LR),), head="pretrained"),
     Variant("pretrained_mdnet_rates", "the shipped pretrained head trained online at "
             "MDNet's rates (fc4/fc5 at 1x)", head="pretrained"),
+    Variant("update_at_once", "each online update's 15 iterations on the frame that asks "
+            "for it, as py-MDNet (default: 3 per frame over the next frames)",
+            (("iters_per_frame", 0),)),
+    Variant("mdnet_head", "MDNet's head and update: fc4/fc5 512 wide, 1024 negatives "
+            "scored for mining, updates at once (default: 256, 256, 3 iterations per frame)",
+            (("hidden", 512), ("batch_neg_cand", 1024), ("iters_per_frame", 0)), cost=2.0),
     Variant("no_online_update", "head trained on the first frame only",
             (("online_update", False),)),
     Variant("random_negatives", "no hard negative mining: random negatives",
