@@ -12,7 +12,8 @@ Per frame (:func:`step`):
      from the same feature map into the sample memory; otherwise widen the
      search for the next frame;
   5. update the head: short-term after a failure, long-term every
-     ``long_interval`` frames (one ``lax.scan``, hard negative mining).
+     ``long_interval`` frames (``lax.scan``, hard negative mining), spread
+     over the following frames ``iters_per_frame`` iterations at a time.
 
 Everything lives in one :class:`TrackerState` pytree. ``step`` consumes
 (donates) the state it is given: keep using the returned one. Frame size is

@@ -58,8 +58,10 @@ def _head_changed(rows, i):
 
 
 # One base config for the whole file (each config compiles init and step):
-# always found, a long-term update every 5 frames (t = 5 in a 9-frame run).
-BASE = CONFIG.replace(success_threshold=1e-6, long_interval=5, iters_update=5)
+# always found, a long-term update every 5 frames (t = 5 in a 9-frame run),
+# each update at once.
+BASE = CONFIG.replace(success_threshold=1e-6, long_interval=5, iters_update=5,
+                      iters_per_frame=0)
 
 
 def test_one_chunk_of_the_whole_update_is_the_default_update(params, frames):

@@ -217,11 +217,13 @@ def test_tracking_resumes_after_the_target_leaves_and_reenters(params, seed):
     stays over a side away. Measured with this tiny tracker, 4 seeds: centre
     error 1.8-9.8 px vs 28-41 px. Only the position is asserted: the
     re-detected shape can be off (lost_aspect reshapes the box while the
-    target is lost; IoU 0.16-0.69 on these frames)."""
+    target is lost; IoU 0.16-0.69 on these frames). Updates at once: with
+    3 iterations per frame the control without widening also found the
+    square again in 2 of the 4 seeds, so it could not tell."""
     gone = slice(19, 24)  # frames 20..24, target fully outside
     back = slice(31, 39)  # frames 32..39, a few frames after re-entry
     for widen_factor in (CONFIG.failure_widen, 1.0):
-        cfg = CONFIG.replace(failure_widen=widen_factor)
+        cfg = CONFIG.replace(failure_widen=widen_factor, iters_per_frame=0)
         boxes, success, widen, gt = _leave_and_reenter(cfg, params, seed)
         assert not success[gone].any(), "reported the target found while it was out of view"
         centre_err = np.linalg.norm(boxes[:, :2] + boxes[:, 2:] / 2 - gt[:, :2] - 6.0, axis=1)
