@@ -326,8 +326,9 @@ def enable_compile_cache(path: str | None) -> None:
         enable_compilation_cache(path)
 
 
-def load_frames(source: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` frames ``(H, W, 3) uint8`` and their ``(n, 4)`` xywh ground truth.
+def load_frames(source: str, n: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` frames ``(H, W, 3) uint8`` and their ``(n, 4)`` xywh ground truth
+    (``n=None``: the whole sequence; 40 frames of the built-in one).
 
     ``source``: ``'synthetic'`` (the built-in sequence, 240x320, any length),
     or a sequence folder (OTB/VOT/GOT-10k) or its name under the data root
@@ -335,10 +336,10 @@ def load_frames(source: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     from jtrack.data import default_data_root, load_frame, read_sequence, sequence_kind
     from jtrack.data.synthetic import moving_object
 
-    if n < 2:
+    if n is not None and n < 2:
         raise ValueError(f"need at least 2 frames, got {n}")
     if source == "synthetic":
-        frames, gt = moving_object(n_frames=n)
+        frames, gt = moving_object(n_frames=40 if n is None else n)
         return list(frames), gt
     folder = source if os.path.isdir(source) else os.path.join(default_data_root(), source)
     if not os.path.isdir(folder):
@@ -349,6 +350,7 @@ def load_frames(source: str, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     if kind is None:
         raise ValueError(f"{folder} is not an OTB/VOT/GOT-10k sequence folder")
     seq = read_sequence(kind, folder)[0]
+    n = len(seq.frames) if n is None else n
     if len(seq.frames) < n:
         raise ValueError(f"{folder} has {len(seq.frames)} frames, {n} requested")
     return [load_frame(p) for p in seq.frames[:n]], np.asarray(seq.gt[:n], np.float32)

@@ -91,7 +91,7 @@ def main(argv=None) -> dict:
     n_frames = args.frames or (4 if args.tiny else None)
     for source in args.sequences.split(","):
         with common.stage(f"decode {source}"):
-            frames, gt = common.load_frames(source, _length(source, n_frames))
+            frames, gt = common.load_frames(source, n_frames)
         for name, (tracker, block) in trackers.items():
             runs = seeds if name == "jtrack" else [0]
             if name == "jtrack":
@@ -133,22 +133,6 @@ def main(argv=None) -> dict:
     heading = (f"vs_opencv: {', '.join(results['sequences'])}, every frame after the first, "
                f"jtrack seeds {seeds}" + (f", overrides {overrides}" if overrides else ""))
     return common.report(args.out, "vs_opencv", results, heading, text)
-
-
-def _length(source: str, n: int | None) -> int:
-    """Frames to load: ``n`` or the whole sequence (synthetic: 40)."""
-    if n is not None:
-        return n
-    if source == "synthetic":
-        return 40
-    import os
-
-    from jtrack.data import default_data_root, read_sequence, sequence_kind
-    folder = source if os.path.isdir(source) else os.path.join(default_data_root(), source)
-    kind = sequence_kind(folder)
-    if kind is None:
-        raise ValueError(f"{folder} is not a sequence folder (looked for {source!r})")
-    return len(read_sequence(kind, folder)[0].frames)
 
 
 if __name__ == "__main__":
