@@ -9,7 +9,11 @@ compile time 0 so every program is cached):
      the built-in sequence counting XLA compilations after every frame
      (``jax.monitoring`` compile events); the count must not grow after
      frame 2;
-  2. warm: a second process start, which loads the programs from the cache.
+  2. warm: a second process start, which loads the programs from the cache
+     (``init``/``step`` as executables from jtrack's store, untraced).
+
+Both turn the cache on as jtrack's programs do
+(``jtrack.enable_compilation_cache``).
 
 For each: process start to ``import jtrack`` done, first ``init`` call
 (trace + compile + first-frame training) vs a second ``init`` call, first
@@ -51,6 +55,7 @@ def child(frames: int, tiny: bool) -> dict:
     from jtrack.data.synthetic import moving_object
 
     t_import = time.perf_counter() - T_START
+    jtrack.enable_compilation_cache()  # $JAX_COMPILATION_CACHE_DIR, as the programs do
     counter = common.CompileCounter()
     config = common.config(tiny)
     t_gen = time.perf_counter()
@@ -147,13 +152,18 @@ def track_first_box(tiny: bool = False) -> dict:
             if p.returncode != 0:
                 raise RuntimeError(f"jtrack track failed ({p.returncode}):\n{p.stderr[-3000:]}")
         out["cache_entries"] = len(os.listdir(os.path.join(tmp, "cache")))
+        # The floor under any jax program's start on this machine.
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import jax"], check=True)
+        out["import_jax_s"] = time.perf_counter() - t0
     return out
 
 
 def _first_box_line(t: dict) -> str:
     return (f"time to first box, `{t['command']}` in a fresh process: {t['cold_s']:.1f} s "
             f"with an empty compilation cache, {t['warm_s']:.1f} s on the second start "
-            f"({t['cache_entries']} cache entries)")
+            f"({t['cache_entries']} cache entries); a bare `python -c 'import jax'` process "
+            f"takes {t['import_jax_s']:.1f} s")
 
 
 def run(frames: int = 200, tiny: bool = False) -> dict:

@@ -17,6 +17,7 @@ import os
 import sys
 
 ENV = "JAX_COMPILATION_CACHE_DIR"
+STORE = "jtrack-executables"  # subfolder of jtrack's own executables (JAX's cache ignores it)
 
 
 def default_cache_dir() -> str:
@@ -37,15 +38,20 @@ def default_cache_dir() -> str:
 def enable_compilation_cache(path: str | None = None) -> str:
     """Turn on JAX's persistent compilation cache in ``path`` (default
     :func:`default_cache_dir`) for this process, for every program however
-    small (a cold start compiles dozens of small helpers too). Call it
-    before the first compilation. Returns the folder."""
+    small (a cold start compiles dozens of small helpers too), and keep
+    jtrack's compiled ``init``/``step`` in its ``jtrack-executables``
+    subfolder (:mod:`jtrack.executables`: a later start skips tracing them
+    too). Call it before the first compilation. Returns the folder."""
     import jax
+
+    from jtrack import executables
 
     path = os.path.abspath(os.path.expanduser(path or default_cache_dir()))
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    executables.enable(os.path.join(path, STORE))
     return path
 
 
@@ -69,6 +75,9 @@ def enable_from_flags(flag_values) -> str | None:
     if not flag_values.compilation_cache:
         import jax
 
+        from jtrack import executables
+
         jax.config.update("jax_compilation_cache_dir", None)  # even if $JAX_... says otherwise
+        executables.disable()
         return None
     return enable_compilation_cache(flag_values.compilation_cache_dir)

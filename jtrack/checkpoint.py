@@ -13,20 +13,30 @@ from __future__ import annotations
 import os
 
 import jax
-import orbax.checkpoint as ocp
 
 
 class Checkpoints:
     """Save every ``every`` steps into ``directory`` (keeps ``keep``); restore
-    the latest. A thin wrapper over ``orbax.checkpoint.CheckpointManager``."""
+    the latest. A thin wrapper over ``orbax.checkpoint.CheckpointManager``,
+    made on first use (a short ``jtrack track`` run never imports orbax)."""
 
     def __init__(self, directory: str, every: int, keep: int = 2):
         if every < 1:
             raise ValueError(f"checkpoint interval must be >= 1, got {every}")
         self.every = every
-        self.manager = ocp.CheckpointManager(
-            os.path.abspath(directory),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.directory = os.path.abspath(directory)
+        self.keep = keep
+        self._manager = None
+
+    @property
+    def manager(self):
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True))
+        return self._manager
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -41,6 +51,8 @@ class Checkpoints:
             return False
         if step in self.manager.all_steps():
             return False
+        import orbax.checkpoint as ocp
+
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
         return True
@@ -53,6 +65,8 @@ class Checkpoints:
         step = self.manager.latest_step() if step is None else step
         if step is None:
             return None
+        import orbax.checkpoint as ocp
+
         where = f"checkpoint {self.manager.directory} step {step}"
         # The settings first: a run with other settings may hold another layout.
         saved = self.manager.restore(step, args=ocp.args.Composite(
@@ -74,7 +88,9 @@ class Checkpoints:
         return got["state"]
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        if self._manager is not None:
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.close()
+        if self._manager is not None:
+            self._manager.close()

@@ -309,7 +309,6 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     frames_dir = os.path.join(out_dir, f"{name}_frames") if save_frames else None
     if frames_dir:
         os.makedirs(frames_dir, exist_ok=True)
-    fps = fps or source.fps() or 25.0
 
     try:
         params = jtrack.init_params(config, jax.random.key(seed), head=head)
@@ -332,7 +331,7 @@ def track(path: str, box_flags: list[str], boxes_file: str | None = None, *,
     writers = []
     if video_path:
         try:
-            writers.append(video.Mp4Writer(video_path, fps))
+            writers.append(video.Mp4Writer(video_path, fps or source.fps() or 25.0))
         except ImportError as e:
             raise UsageError(str(e)) from e
     if gif_path:

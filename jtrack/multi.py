@@ -48,6 +48,7 @@ from jtrack import boxes as B
 from jtrack import nets, parallel
 from jtrack import tracker as T
 from jtrack.config import TrackerConfig
+from jtrack.executables import stored_jit
 
 Params = Any
 
@@ -106,7 +107,7 @@ def _take(tree: Any, index) -> Any:
 # Stacking and slicing are jitted as whole pytrees: eagerly, every leaf of a
 # TrackerState would compile its own small program per shape and capacity
 # (seconds per stack_states call).
-_take_one = jax.jit(_take)
+_take_one = stored_jit(_take)
 
 
 def _pad_to(tree: Any, n: int, capacity: int) -> Any:
@@ -116,7 +117,7 @@ def _pad_to(tree: Any, n: int, capacity: int) -> Any:
     return _take_one(tree, jnp.asarray(idx, jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnums=(1,))
+@stored_jit(static_argnums=1)
 def _stack_padded(trees: list, capacity: int) -> Any:
     """Pytrees with equal structure -> one pytree, leading axis ``capacity``."""
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
@@ -185,11 +186,12 @@ def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
 # jitted cores
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
-def _crop_many(frame, boxes, scales, size):
-    """(N, 4) boxes, (N,) region scales -> (N, S, S, 3) region images,
-    (N, 4) region boxes, (N, 2) frame width/height. Compiled per frame size."""
-    return jax.vmap(lambda b, s: T._crop_region(frame, b, s, size))(boxes, scales)
+@stored_jit(static_argnums=(3, 4))
+def _crop_many(frame, boxes, widen, scale, size):
+    """(N, 4) boxes, (N,) widening factors of the region ``scale`` ->
+    (N, S, S, 3) region images, (N, 4) region boxes, (N, 2) frame
+    width/height. Compiled per frame size."""
+    return jax.vmap(lambda b, w: T._crop_region(frame, b, scale * w, size))(boxes, widen)
 
 
 def _sharded(fn, mesh: Mesh | None, n_in: int, shared: tuple[int, ...]):
@@ -230,7 +232,7 @@ def _backbone_batch(config: TrackerConfig, backbone: Params, images: jax.Array,
     return jax.lax.map(one, (images, active))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@stored_jit(static_argnums=(0, 1))
 def _init_many_jit(config, mesh, backbone, head, images, rboxes, image_wh, boxes, keys):
     def body(backbone, head, images, rboxes, image_wh, boxes, keys):
         fmaps = _backbone_batch(config, backbone, images)
@@ -249,7 +251,7 @@ def _mask_output(out: T.TrackOutput, active: jax.Array) -> T.TrackOutput:
     return jax.tree.map(mask, out)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
+@stored_jit(static_argnums=(0, 1), donate_argnums=3)
 def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, image_wh):
     def body(backbone, targets, active, images, rboxes, image_wh):
         fmaps = _backbone_batch(config, backbone, images, active)
@@ -300,13 +302,13 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
     return _sharded(body, mesh, 6, (0,))(backbone, targets, active, images, rboxes, image_wh)
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))
+@stored_jit(donate_argnums=(0, 1))
 def _put(targets, active, slot, one):
     targets = jax.tree.map(lambda a, x: a.at[slot].set(x), targets, one)
     return targets, active.at[slot].set(True)
 
 
-@functools.partial(jax.jit, donate_argnums=(0,))
+@stored_jit(donate_argnums=0)
 def _deactivate(active, slot):
     return active.at[slot].set(False)
 
@@ -331,12 +333,10 @@ def _check_boxes(boxes, image_wh) -> np.ndarray:
     return b
 
 
-def _visible(config: TrackerConfig, boxes: np.ndarray, image_wh) -> jax.Array:
-    """The visible part of each box, as :func:`jtrack.init` does per target."""
-    b = jnp.asarray(boxes, jnp.float32)
-    wh = jnp.asarray(image_wh, jnp.float32)
-    lo, hi = jnp.maximum(b[:, :2], 0.0), jnp.minimum(b[:, :2] + b[:, 2:], wh)
-    return B.clip_to_image(jnp.concatenate([lo, hi - lo], -1), wh, config.min_box_size)
+@stored_jit
+def fold_in_each(key: jax.Array, data: jax.Array) -> jax.Array:
+    """``(n,)`` keys ``fold_in(key, data[k])`` (one program, not n eager ops)."""
+    return jax.vmap(lambda d: jax.random.fold_in(key, d))(data)
 
 
 def _target_keys(key, n: int) -> jax.Array:
@@ -353,7 +353,7 @@ def _target_keys(key, n: int) -> jax.Array:
             raise TypeError(f"expected PRNG keys from jax.random.key(...), got dtype "
                             f"{keys.dtype} shape {keys.shape}")
     if keys.ndim == 0:
-        return jax.vmap(lambda i: jax.random.fold_in(keys, i))(jnp.arange(n))
+        return fold_in_each(keys, np.arange(n))
     if keys.shape != (n,):
         raise ValueError(f"expected one key or {n} keys (one per target), got shape "
                          f"{keys.shape}")
@@ -407,12 +407,14 @@ def init_many(config: TrackerConfig, params: dict, frame, boxes, key,
     n = len(b)
     keys = _target_keys(key, n)
     capacity = _check_capacity(capacity, n, mesh)
-    box = _pad_to(_visible(config, b, wh), n, capacity)
+    box = _pad_to(T._visible(b.astype(np.float32), np.asarray(wh, np.float32),
+                             config.min_box_size), n, capacity)
     keys = _pad_to(keys, n, capacity)
-    scales = jnp.full((capacity,), config.init_region_scale, jnp.float32)
-    images, rboxes, image_wh = _crop_many(frame, box, scales, config.init_region_size)
+    images, rboxes, image_wh = _crop_many(frame, box, np.ones(capacity, np.float32),
+                                          config.init_region_scale, config.init_region_size)
     shell = _place(MultiTrackerState(backbone=params["backbone"], head_init=params["head"],
-                                     targets=None, active=jnp.arange(capacity) < n, mesh=mesh))
+                                     targets=None, active=jnp.asarray(np.arange(capacity) < n),
+                                     mesh=mesh))
     if mesh is not None:
         images, rboxes, image_wh, box, keys = parallel.shard(
             (images, rboxes, image_wh, box, keys), mesh)
@@ -437,15 +439,15 @@ def step_many(config: TrackerConfig, state: MultiTrackerState, frame
     """
     T._check_config(config)
     _check_multi_state(config, state)
-    scales = config.region_scale * state.targets.widen
     if isinstance(frame, (list, tuple)):
-        images, rboxes, image_wh = _crop_each(config, state, frame, scales)
+        images, rboxes, image_wh = _crop_each(config, state, frame,
+                                              config.region_scale * state.targets.widen)
     else:
         frame = T._check_frame(frame)
         if state.mesh is not None:  # next to the sharded boxes, whatever device it came from
             frame = parallel.replicate(frame, state.mesh)
-        images, rboxes, image_wh = _crop_many(frame, state.targets.box, scales,
-                                              config.region_size)
+        images, rboxes, image_wh = _crop_many(frame, state.targets.box, state.targets.widen,
+                                              config.region_scale, config.region_size)
     if state.mesh is not None:
         images, rboxes, image_wh = parallel.shard((images, rboxes, image_wh), state.mesh)
     targets, out = _step_many_jit(config, state.mesh, state.backbone, state.targets,

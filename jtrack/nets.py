@@ -13,12 +13,13 @@ Parameters are plain nested dicts (flax linen ``variables['params']``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jtrack.executables import stored_jit
 
 Params = Any
 
@@ -203,7 +204,7 @@ class Head(nn.Module):
                         kernel_init=nn.initializers.normal(0.01))(x)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@stored_jit(static_argnums=(1, 2))
 def init_head(key: jax.Array, in_dim: int, hidden: int = 512) -> Params:
     """Random head params {'fc4', 'fc5', 'fc6'} for ``in_dim`` inputs.
 

@@ -74,7 +74,9 @@ class StatefulTracker:
 def target_keys(seed: int, n: int) -> jax.Array:
     """``(n,)`` keys, target ``k`` gets ``fold_in(key(seed), 1 + k)``: target
     0 samples as a :class:`StatefulTracker` with ``seed`` does."""
-    return jax.vmap(lambda k: jax.random.fold_in(jax.random.key(seed), 1 + k))(np.arange(n))
+    from jtrack.multi import fold_in_each
+
+    return fold_in_each(jax.random.key(seed), np.arange(1, n + 1))
 
 
 def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,

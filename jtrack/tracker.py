@@ -35,6 +35,7 @@ from jtrack import bbreg as bbreg_lib
 from jtrack import boxes as B
 from jtrack import learn, memory, nets, optim, region, sampling
 from jtrack.config import TrackerConfig
+from jtrack.executables import stored_jit
 
 Params = Any
 
@@ -439,7 +440,7 @@ def _update_head(config: TrackerConfig, state: TrackerState,
 # jitted entry points with input checks at the boundary
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
+@stored_jit(static_argnums=3)
 def _crop_region(frame, box, scale, size):
     """Region box and its resampled image; the only part compiled per frame size."""
     rbox = region.region_box(box, scale)
@@ -453,7 +454,17 @@ def _crop_region(frame, box, scale, size):
     return image, rbox, wh
 
 
-_init_region_jit = jax.jit(_init_from_region, static_argnums=0)
+@stored_jit(static_argnums=2)
+def _visible(boxes: jax.Array, image_wh: jax.Array, min_size: float) -> jax.Array:
+    """The visible part of ``(..., 4)`` xywh boxes in a ``(2,)`` W, H frame,
+    grown to ``min_size`` inside it: not the box shifted inside, which
+    would make the first frame's positives partly background."""
+    lo = jnp.maximum(boxes[..., :2], 0.0)
+    hi = jnp.minimum(boxes[..., :2] + boxes[..., 2:], image_wh)
+    return B.clip_to_image(jnp.concatenate([lo, hi - lo], -1), image_wh, min_size)
+
+
+_init_region_jit = stored_jit(_init_from_region, static_argnums=0)
 
 
 def _init_jit(config: TrackerConfig, params: dict, frame: jax.Array, box: jax.Array,
@@ -463,7 +474,7 @@ def _init_jit(config: TrackerConfig, params: dict, frame: jax.Array, box: jax.Ar
     region_image, rbox, image_wh = _crop_region(frame, box, config.init_region_scale,
                                                 config.init_region_size)
     return _init_region_jit(config, params, region_image, rbox, image_wh, box, key)
-_step_jit = jax.jit(_step_core, static_argnums=0, donate_argnums=1)
+_step_jit = stored_jit(_step_core, static_argnums=0, donate_argnums=1)
 
 
 def _as_key(key) -> jax.Array:
@@ -584,7 +595,7 @@ def _check_box(box, image_wh) -> jax.Array:
     w, h = image_wh
     if b[0] >= w or b[1] >= h or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
         raise ValueError(f"box {b.tolist()} lies entirely outside the {w}x{h} frame")
-    return jnp.asarray(b, jnp.float32)
+    return b.astype(np.float32)
 
 
 def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
@@ -598,11 +609,8 @@ def init(config: TrackerConfig, params: dict, frame, box, key) -> TrackerState:
     frame = _check_frame(frame)
     box = _check_box(box, (frame.shape[1], frame.shape[0]))
     _check_params(config, params)
-    wh = jnp.asarray([frame.shape[1], frame.shape[0]], jnp.float32)
-    # The visible part, not the box shifted inside: shifting would make the
-    # first frame's positives partly background.
-    lo, hi = jnp.maximum(box[:2], 0.0), jnp.minimum(box[:2] + box[2:], wh)
-    box = B.clip_to_image(jnp.concatenate([lo, hi - lo]), wh, config.min_box_size)
+    box = _visible(box, np.asarray([frame.shape[1], frame.shape[0]], np.float32),
+                   config.min_box_size)
     return _init_jit(config, params, frame, box, _as_key(key))
 
 

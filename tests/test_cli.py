@@ -236,6 +236,8 @@ def test_clean_runs_on_mp4_and_folder_keep_size_and_share_the_cache(crossing, tm
         assert r.stderr == "", r.stderr[-3000:]
         assert iio.imread(out, plugin="FFMPEG").shape == (4, 240, 360, 3)
         assert len(list(cache.iterdir())) > 10  # programs cached where the variable says
+        stored = os.listdir(cache / "jtrack-executables")  # init/step: loaded untraced
+        assert {f.split("-")[0] for f in stored} >= {"init_many_jit", "step_many_jit"}
     print(f"process wall times: {seconds[0]:.1f} s (cold cache), {seconds[1]:.1f} s (warm)")
     assert seconds[1] < seconds[0] / 2
 

@@ -109,6 +109,15 @@ def test_registered_backbone():
     np.testing.assert_allclose(jax.jit(bb.apply)(params, x[1]), f[1], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_blocks,classifier", [(5, False), (16, True)])
+def test_param_shapes_table_equals_the_module(n_blocks, classifier):
+    """The start-up weight check uses the block table; it must be the module's."""
+    module = effnet.EfficientNetLite0(n_blocks=n_blocks, classifier=classifier)
+    got = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"]
+    want = effnet.param_shapes(n_blocks, classifier)
+    assert jax.tree.map(lambda a: tuple(a.shape), got) == want
+
+
 def test_conversion_errors_name_the_layer():
     from jtrack.weights.torch_pickle import load_state_dict
 

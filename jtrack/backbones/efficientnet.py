@@ -55,6 +55,25 @@ def out_channels(n_blocks: int) -> int:
     return BLOCKS[n_blocks - 1][3] if n_blocks else STEM_CHANNELS
 
 
+def param_shapes(n_blocks: int = 16, classifier: bool = True) -> dict:
+    """Parameter shapes of ``EfficientNetLite0(n_blocks, classifier)`` from
+    the block table alone (no tracing: the weight check at start-up stays
+    cheap); tests hold it equal to the module's own ``init`` shapes."""
+    conv = lambda k, cin, cout: {"kernel": (k, k, cin, cout), "bias": (cout,)}  # noqa: E731
+    shapes: dict = {"stem": conv(3, 3, STEM_CHANNELS)}
+    cin = STEM_CHANNELS
+    for i, (e, k, _, c) in enumerate(BLOCKS[:n_blocks]):
+        block = {"expand": conv(1, cin, cin * e)} if e != 1 else {}
+        block["depthwise"] = {"kernel": (k, k, 1, cin * e), "bias": (cin * e,)}
+        block["project"] = conv(1, cin * e, c)
+        shapes[f"block{i}"] = block
+        cin = c
+    if classifier:
+        shapes["head_conv"] = conv(1, cin, HEAD_CHANNELS)
+        shapes["fc"] = {"kernel": (HEAD_CHANNELS, NUM_CLASSES), "bias": (NUM_CLASSES,)}
+    return shapes
+
+
 def resolve_depthwise(impl: str) -> str:
     """'auto' -> 'shifted' on CPU, 'grouped' elsewhere."""
     if impl == "auto":
@@ -206,7 +225,7 @@ def efficientnet_lite0_backbone(n_blocks: int = 5, depthwise: str = "auto",
 
     def init(key):
         del key  # pretrained, deterministic
-        return jax.tree_util.tree_map(jnp.asarray, _pretrained_numpy(n_blocks))
+        return jax.device_put(_pretrained_numpy(n_blocks))  # one transfer for the tree
 
     def apply(params, image):
         return module.apply({"params": params}, image)

@@ -45,8 +45,8 @@ def state_template(config: TrackerConfig, params: dict, n_targets: int) -> dict:
     size = config.init_region_size
 
     def init(frame, boxes, keys):
-        scales = jnp.full((capacity,), config.init_region_scale, jnp.float32)
-        images, rboxes, image_wh = multi._crop_many(frame, boxes, scales, size)
+        images, rboxes, image_wh = multi._crop_many(frame, boxes, jnp.ones((capacity,)),
+                                                    config.init_region_scale, size)
         targets = multi._init_many_jit(config, None, params["backbone"], params["head"],
                                        images, rboxes, image_wh, boxes, keys)
         return _saveable(targets, jnp.ones((capacity,), bool))

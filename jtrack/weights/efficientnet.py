@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jtrack.weights.torch_pickle import WeightFileError, load_state_dict
@@ -78,9 +77,10 @@ def _get(state: dict[str, np.ndarray], key: str, ndim: int) -> np.ndarray:
 def convert_efficientnet_lite0(state: dict[str, np.ndarray], n_blocks: int = 16,
                                classifier: bool = True) -> dict[str, Any]:
     """torch state dict -> folded flax params for ``EfficientNetLite0(n_blocks,
-    classifier)``; every layer is checked against the module's own shapes
-    (``WeightFileError`` naming the layer otherwise)."""
-    from jtrack.backbones.efficientnet import EfficientNetLite0
+    classifier)``; every layer is checked against the module's shapes
+    (:func:`~jtrack.backbones.efficientnet.param_shapes`; ``WeightFileError``
+    naming the layer otherwise)."""
+    from jtrack.backbones.efficientnet import param_shapes
 
     params: dict[str, Any] = {"stem": _fold(state, "_conv_stem", "_bn0")}
     for i in range(n_blocks):
@@ -97,9 +97,8 @@ def convert_efficientnet_lite0(state: dict[str, np.ndarray], n_blocks: int = 16,
         params["fc"] = {"kernel": fc_w.T.astype(np.float32),
                         "bias": _get(state, "_fc.bias", ndim=1).astype(np.float32)}
 
-    module = EfficientNetLite0(n_blocks=n_blocks, classifier=classifier)
-    expected = jax.eval_shape(module.init, jax.random.key(0),
-                              jnp.zeros((1, 64, 64, 3), jnp.float32))["params"]
+    expected = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, np.float32), param_shapes(
+        n_blocks, classifier), is_leaf=lambda x: isinstance(x, tuple))
     check_params(params, expected, "EfficientNet-Lite0")
     return params
 

@@ -1,0 +1,232 @@
+"""Compiled ``init``/``step`` programs kept on disk between process starts.
+
+JAX's persistent compilation cache skips XLA compilation on a second start,
+but every start still traces and lowers the programs to find them in it
+(seconds for ``init`` and ``step`` on a small CPU). With a store folder set
+(:func:`enable`; :func:`jtrack.enable_compilation_cache` sets one inside
+the cache folder), the jitted cores wrapped by :func:`stored_jit` save their
+compiled executable there on first use and a later process loads it
+directly: no tracing, no lowering, no compilation.
+
+An executable is reused only for the same jtrack source, jax/jaxlib
+version, backend and device, ``XLA_FLAGS``, static arguments (the
+``TrackerConfig``) and argument shapes/dtypes; anything else (tracers under
+the caller's ``jit``/``vmap``, arrays on other devices, a backbone
+registered outside jtrack) goes through plain ``jax.jit``. The files are
+pickles of XLA executables: like JAX's own cache, load only a folder you
+trust.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import os
+import pickle
+import tempfile
+import threading
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+_folder: str | None = None
+_MISSING = object()
+
+
+def enable(path: str) -> str:
+    """Keep compiled programs in ``path`` (created) from now on; returns it."""
+    global _folder
+    path = os.path.abspath(os.path.expanduser(path))
+    os.makedirs(path, exist_ok=True)
+    _folder = path
+    if jax.default_backend() == "cpu" and _prepare_cpu_kernels.cache_info().currsize == 0:
+        # While the caller reads weights and frames; joined at exit (a thread
+        # still importing when the interpreter finalises aborts it).
+        thread = threading.Thread(target=_prepare_cpu_kernels, daemon=True)
+        thread.start()
+        atexit.register(thread.join)
+    return path
+
+
+def disable() -> None:
+    """Stop using the store (programs already loaded in this process stay)."""
+    global _folder
+    _folder = None
+
+
+def folder() -> str | None:
+    """The store folder, or None when off."""
+    return _folder
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> str:
+    """What an executable depends on besides its arguments: jtrack's source
+    (every .py file of the package), jax/jaxlib, the device, XLA flags."""
+    import jaxlib
+
+    h = hashlib.sha256()
+    root = os.path.dirname(os.path.abspath(__file__))
+    for dirpath, dirnames, files in sorted(os.walk(root)):
+        dirnames.sort()
+        for f in sorted(files):
+            if f.endswith(".py"):
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    h.update(f.encode() + b"\0" + fh.read())
+    dev = jax.devices()[0]
+    return repr((h.hexdigest(), jax.__version__, jaxlib.__version__, dev.platform,
+                 dev.device_kind, dev.client.platform_version, jax.device_count(),
+                 os.environ.get("XLA_FLAGS", ""), jax.config.jax_enable_x64,
+                 jax.config.jax_default_matmul_precision))
+
+
+def _static_ok(value: Any) -> bool:
+    """Static arguments whose repr names them across processes: jtrack
+    configs whose backbone is jtrack's own, None, plain scalars and tuples."""
+    from jtrack.config import TrackerConfig
+
+    if isinstance(value, TrackerConfig):
+        from jtrack import nets
+
+        try:
+            apply = nets.get_backbone(value.backbone).apply
+        except (KeyError, ValueError):
+            return False
+        return getattr(apply, "__module__", "").startswith("jtrack.")
+    if isinstance(value, tuple):
+        return all(_static_ok(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _aval(x: Any, device) -> tuple | None:
+    """(shape, dtype, weak) of a leaf the store may take, else None."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    if isinstance(x, jax.Array):
+        if x.sharding.device_set != {device}:
+            return None
+        return x.shape, str(x.dtype), bool(getattr(x, "weak_type", False))
+    if isinstance(x, np.ndarray | np.generic):
+        return x.shape, str(x.dtype), False
+    if isinstance(x, bool | int | float):
+        return (), type(x).__name__, True
+    return None
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_cpu_kernels() -> None:
+    """jaxlib fills its LAPACK kernel table when it first lowers a linear
+    algebra op; a loaded executable lowers nothing, so without this its
+    first solve would call through an empty table (a segfault on CPU)."""
+    try:
+        from jax._src.lib import lapack
+        lapack._lapack.initialize()
+    except (ImportError, AttributeError):  # another jaxlib layout: nothing to prepare
+        pass
+
+
+def _compile_fresh(jitted, args: tuple):
+    """Compile without JAX's persistent cache, and say whether the result
+    may be stored: an executable that cache loaded serialises without some
+    of its kernels (jax 0.10 on CPU: "Function wrapped_slice not found" once
+    loaded again), so the store keeps only freshly compiled ones. Returns
+    (compiled, fresh)."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    hits = []
+    listener = lambda event, **_: hits.append(event) if event.endswith("cache_hits") else None  # noqa: E731
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    cc.reset_cache()  # JAX decides once per process whether its cache is on: decide again
+    jax.monitoring.register_event_listener(listener)
+    try:
+        compiled = jitted.lower(*args).compile()
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+        jax.config.update("jax_enable_compilation_cache", before)
+        cc.reset_cache()
+    return compiled, not hits
+
+
+class _Stored:
+    """``jax.jit(fun, ...)`` whose compiled executables go through the store."""
+
+    def __init__(self, fun: Callable, static_argnums: tuple[int, ...],
+                 donate_argnums: tuple[int, ...]):
+        self._jit = jax.jit(fun, static_argnums=static_argnums, donate_argnums=donate_argnums)
+        self._name = f"{fun.__module__}.{fun.__qualname__}"
+        self._static = frozenset(static_argnums)
+        self._loaded: dict = {}  # (statics, treedef, avals) -> jax.stages.Compiled
+        functools.update_wrapper(self, fun)
+
+    def __getattr__(self, name: str):  # lower, eval_shape, _cache_size, ...
+        return getattr(self._jit, name)
+
+    def __call__(self, *args, **kwargs):
+        if _folder is None or kwargs:
+            return self._jit(*args, **kwargs)
+        statics = tuple(a for i, a in enumerate(args) if i in self._static)
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self._static)
+        leaves, tree = jax.tree.flatten(dynamic)
+        device = jax.devices()[0]
+        avals = tuple(_aval(x, device) for x in leaves)
+        if None in avals:
+            return self._jit(*args)
+        sig = (statics, tree, avals)
+        compiled = self._loaded.get(sig, _MISSING)
+        if compiled is _MISSING:  # None: statics the store cannot name, plain jit
+            compiled = self._loaded[sig] = (self._load_or_build(sig, args)
+                                            if _static_ok(statics) else None)
+        return self._jit(*args) if compiled is None else compiled(*dynamic)
+
+    def _load_or_build(self, sig: tuple, args: tuple):
+        from jax.experimental import serialize_executable as se
+
+        statics, tree, avals = sig
+        text = repr((self._name, _environment(), statics, str(tree), avals))
+        if " at 0x" in text:  # a repr with an address is not stable across processes
+            return self._jit.lower(*args).compile()
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        path = os.path.join(_folder, f"{self._name.rsplit('.', 1)[-1].strip('_')}-{key}.bin")
+        if os.path.exists(path):
+            _prepare_cpu_kernels()
+            try:
+                with open(path, "rb") as f:
+                    blob, in_tree, out_tree = pickle.load(f)
+                return se.deserialize_and_load(blob, in_tree, out_tree,
+                                               execution_devices=jax.devices()[:1])
+            except Exception:  # noqa: BLE001 - unreadable or stale: rebuild it below
+                pass
+        compiled, fresh = _compile_fresh(self._jit, args)
+        if fresh:
+            try:
+                _write_atomic(path, pickle.dumps(se.serialize(compiled)))
+            except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
+                pass  # a read-only folder or an unserialisable program: still usable now
+        return compiled
+
+
+def stored_jit(fun: Callable | None = None, *, static_argnums: int | tuple[int, ...] = (),
+               donate_argnums: int | tuple[int, ...] = ()):
+    """``jax.jit`` for jtrack's jitted cores, positional arguments only,
+    whose executables the store keeps (when one is enabled). Usable as a
+    decorator, with or without arguments."""
+    as_tuple = lambda v: (v,) if isinstance(v, int) else tuple(v)  # noqa: E731
+    if fun is None:
+        return functools.partial(stored_jit, static_argnums=static_argnums,
+                                 donate_argnums=donate_argnums)
+    return _Stored(fun, as_tuple(static_argnums), as_tuple(donate_argnums))
