@@ -55,7 +55,6 @@ def child(frames: int, tiny: bool) -> dict:
     from jtrack.data.synthetic import moving_object
 
     t_import = time.perf_counter() - T_START
-    jtrack.enable_compilation_cache()  # $JAX_COMPILATION_CACHE_DIR, as the programs do
     counter = common.CompileCounter()
     config = common.config(tiny)
     t_gen = time.perf_counter()
@@ -210,6 +209,9 @@ def main(argv=None):
                    help="only the time to first box of `jtrack track`, cold and warm")
     a = p.parse_args(argv)
     if a.child:
+        import jtrack
+
+        jtrack.enable_compilation_cache()  # $JAX_COMPILATION_CACHE_DIR, as the programs do
         print(json.dumps(child(a.frames, a.tiny)))
         return None
     if a.first_box_only:

@@ -188,7 +188,7 @@ class _Stored:
             return self._jit(*args)
         sig = (statics, tree, avals)
         compiled = self._loaded.get(sig, _MISSING)
-        if compiled is _MISSING:  # None: statics the store cannot name, plain jit
+        if compiled is _MISSING:  # None: a program the store cannot keep, plain jit
             compiled = self._loaded[sig] = (self._load_or_build(sig, args)
                                             if _static_ok(statics) else None)
         return self._jit(*args) if compiled is None else compiled(*dynamic)
@@ -199,9 +199,11 @@ class _Stored:
         statics, tree, avals = sig
         text = repr((self._name, _environment(), statics, str(tree), avals))
         if " at 0x" in text:  # a repr with an address is not stable across processes
-            return self._jit.lower(*args).compile()
+            return None
         key = hashlib.sha256(text.encode()).hexdigest()[:32]
         path = os.path.join(_folder, f"{self._name.rsplit('.', 1)[-1].strip('_')}-{key}.bin")
+        if os.path.exists(path + ".unstorable"):  # plain jit (and JAX's cache) from now on
+            return None
         if os.path.exists(path):
             _prepare_cpu_kernels()
             try:
@@ -214,9 +216,14 @@ class _Stored:
         compiled, fresh = _compile_fresh(self._jit, args)
         if fresh:
             try:
-                _write_atomic(path, pickle.dumps(se.serialize(compiled)))
-            except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
-                pass  # a read-only folder or an unserialisable program: still usable now
+                blob = pickle.dumps(se.serialize(compiled))
+            except Exception as e:  # noqa: BLE001 - XLA cannot serialise every program
+                # (jax 0.10 CPU: "`LessThan` is not serializable" for some sorts)
+                blob, path = repr(e).encode(), path + ".unstorable"
+            try:
+                _write_atomic(path, blob)
+            except OSError:
+                pass  # a read-only folder: still usable in this process
         return compiled
 
 

@@ -292,7 +292,8 @@ def test_quick_ablation_run_on_a_real_sequence(tmp_path):
            "--seeds=0", "--max_frames=6", f"--results_dir={out}/runs",
            f"--plots_dir={out}", f"--doc={out}/results.md", "--nocompilation_cache"]
     cmd += [f"--config_override={o}" for o in TINY]
-    env = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": ""}
+    one_device = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    env = {**os.environ, "PYTHONPATH": REPO, "XLA_FLAGS": " ".join(one_device)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = (out / "results.md").read_text()

@@ -121,3 +121,19 @@ def test_a_corrupt_file_is_rebuilt(store):
 
 def test_off_by_default_and_with_the_flag():
     assert executables.folder() is None  # import jtrack turns nothing on
+
+
+def test_a_program_xla_cannot_serialise_runs_as_plain_jit(store, monkeypatch):
+    from jax.experimental import serialize_executable as se
+
+    def refuse(compiled):
+        raise RuntimeError("UNIMPLEMENTED: `LessThan` is not serializable.")
+
+    monkeypatch.setattr(se, "serialize", refuse)
+    f = executables.stored_jit(_affine, static_argnums=0)
+    np.testing.assert_array_equal(f(2.0, jnp.arange(3.0), jnp.ones(3))[0], [1.0, 3.0, 5.0])
+    (marker,) = store.iterdir()
+    assert marker.name.endswith(".unstorable") and b"LessThan" in marker.read_bytes()
+    g = executables.stored_jit(_affine, static_argnums=0)  # a later process
+    np.testing.assert_array_equal(g(2.0, jnp.arange(3.0), jnp.ones(3))[0], [1.0, 3.0, 5.0])
+    assert g._cache_size() == 1  # through jax.jit, not compiled for the store again

@@ -244,6 +244,18 @@ def test_sharded_over_four_devices_equals_one_device(params, singles):
     assert sharded.targets.box.sharding.spec == jax.sharding.PartitionSpec(parallel.DATA)
 
 
+def test_pmap_over_devices_equals_sequential_steps(singles):
+    """jtrack.step under jax.pmap, one target's state per device (docs/multi.md),
+    gives the boxes of the sequential single-target steps."""
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *[s0 for s0, _, _ in singles])
+    step = jax.pmap(lambda s, f: jtrack.step(CONFIG, s, f), in_axes=(0, None))
+    for t in range(1, N_STEPS + 1):
+        stacked, out = step(stacked, _frame(t))
+        assert len(out.box.sharding.device_set) == len(singles)
+        want = np.stack([s[1].box[t - 1] for s in singles])
+        np.testing.assert_allclose(np.asarray(out.box), want, atol=1e-3)
+
+
 _CROSSING = os.path.join(default_data_root(), "otb", "Crossing")
 
 
