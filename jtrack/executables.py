@@ -12,9 +12,10 @@ An executable is reused only for the same jtrack source, jax/jaxlib
 version, backend and device, ``XLA_FLAGS``, static arguments (the
 ``TrackerConfig``) and argument shapes/dtypes; anything else (tracers under
 the caller's ``jit``/``vmap``, arrays on other devices, a backbone
-registered outside jtrack) goes through plain ``jax.jit``. The files are
-pickles of XLA executables: like JAX's own cache, load only a folder you
-trust.
+registered outside jtrack) goes through plain ``jax.jit``, as does a
+program XLA cannot serialise (a ``.unstorable`` marker records it). The
+files are pickles of XLA executables: like JAX's own cache, load only a
+folder you trust.
 """
 
 from __future__ import annotations
