@@ -102,15 +102,16 @@ def _static_ok(value: Any) -> bool:
 
 
 def _aval(x: Any, device) -> tuple | None:
-    """(shape, dtype, weak) of a leaf the store may take, else None."""
-    if isinstance(x, jax.core.Tracer):
-        return None
+    """(shape, dtype, weak) of a leaf the store may take, else None. Runs on
+    every call for every leaf (66 for a TrackerState): kept to attribute reads."""
     if isinstance(x, jax.Array):
-        if x.sharding.device_set != {device}:
+        if isinstance(x, jax.core.Tracer):
             return None
-        return x.shape, str(x.dtype), bool(getattr(x, "weak_type", False))
+        if device is not None and x.sharding.device_set != {device}:
+            return None
+        return x.shape, x.dtype, getattr(x, "weak_type", False)  # PRNG keys have none
     if isinstance(x, np.ndarray | np.generic):
-        return x.shape, str(x.dtype), False
+        return x.shape, x.dtype, False
     if isinstance(x, bool | int | float):
         return (), type(x).__name__, True
     return None
@@ -172,6 +173,7 @@ class _Stored:
         self._name = f"{fun.__module__}.{fun.__qualname__}"
         self._static = frozenset(static_argnums)
         self._loaded: dict = {}  # (statics, treedef, avals) -> jax.stages.Compiled
+        self._last: dict = {}  # statics -> the Compiled used last with them
         functools.update_wrapper(self, fun)
 
     def __getattr__(self, name: str):  # lower, eval_shape, _cache_size, ...
@@ -182,8 +184,15 @@ class _Stored:
             return self._jit(*args, **kwargs)
         statics = tuple(a for i, a in enumerate(args) if i in self._static)
         dynamic = tuple(a for i, a in enumerate(args) if i not in self._static)
+        last = self._last.get(statics)
+        if last is not None:  # the usual case: the program of the previous call
+            try:
+                return last(*dynamic)
+            except (TypeError, ValueError):  # raised before running: other shapes,
+                pass  # devices or tracers; find (or build) the matching program
         leaves, tree = jax.tree.flatten(dynamic)
-        device = jax.devices()[0]
+        devices = jax.devices()
+        device = devices[0] if len(devices) > 1 else None  # one device: nothing to check
         avals = tuple(_aval(x, device) for x in leaves)
         if None in avals:
             return self._jit(*args)
@@ -192,7 +201,10 @@ class _Stored:
         if compiled is _MISSING:  # None: a program the store cannot keep, plain jit
             compiled = self._loaded[sig] = (self._load_or_build(sig, args)
                                             if _static_ok(statics) else None)
-        return self._jit(*args) if compiled is None else compiled(*dynamic)
+        if compiled is None:
+            return self._jit(*args)
+        self._last[statics] = compiled
+        return compiled(*dynamic)
 
     def _load_or_build(self, sig: tuple, args: tuple):
         from jax.experimental import serialize_executable as se

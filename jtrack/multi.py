@@ -44,7 +44,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jtrack import boxes as B
 from jtrack import nets, parallel
 from jtrack import tracker as T
 from jtrack.config import TrackerConfig
