@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import logging
 import os
 import pickle
 import tempfile
@@ -152,6 +153,9 @@ def _compile_fresh(jitted, args: tuple):
     hits = []
     listener = lambda event, **_: hits.append(event) if event.endswith("cache_hits") else None  # noqa: E731
     before = jax.config.jax_enable_compilation_cache
+    log = logging.getLogger("jax._src.compilation_cache")  # reset_cache logs at INFO
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
     jax.config.update("jax_enable_compilation_cache", False)
     cc.reset_cache()  # JAX decides once per process whether its cache is on: decide again
     jax.monitoring.register_event_listener(listener)
@@ -161,6 +165,7 @@ def _compile_fresh(jitted, args: tuple):
         jax.monitoring.unregister_event_listener(listener)
         jax.config.update("jax_enable_compilation_cache", before)
         cc.reset_cache()
+        log.setLevel(level)
     return compiled, not hits
 
 
