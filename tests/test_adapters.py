@@ -1,6 +1,7 @@
 """Toolkit adapters and the stateful wrapper: got10k ``Tracker`` run by
 got10k's ExperimentOTB (run + report) over a shipped sequence, the VOT integration loop
-driven by a fake ``vot`` handle, ``StatefulTracker`` == the pure functions."""
+driven by a fake handle and by vot-trax's own client, ``StatefulTracker`` == the pure
+functions."""
 
 import os
 import sys
@@ -144,10 +145,56 @@ def test_vot_region_forms_and_config_words():
     assert vot_adapter.config_from_env("iters_update=3 backbone=vggm") == \
         jtrack.TrackerConfig(iters_update=3, backbone="vggm")
     assert vot_adapter.config_from_env("") == jtrack.TrackerConfig()
-    with pytest.raises(ImportError, match="vot-toolkit"):
-        sys.modules.setdefault("vot", None)  # make 'import vot' fail even if installed
-        try:
+    saved = sys.modules.get("trax")
+    sys.modules["trax"] = None  # make 'import trax' fail even if installed
+    try:
+        with pytest.raises(ImportError, match="vot-trax"):
             vot_adapter.main()
-        finally:
-            if sys.modules.get("vot") is None:
-                del sys.modules["vot"]
+    finally:
+        if saved is None:
+            del sys.modules["trax"]
+        else:
+            sys.modules["trax"] = saved
+
+
+def test_vot_adapter_through_a_real_trax_client(crossing, params):
+    """vot-toolkit's side of the protocol played by vot-trax's own Client as
+    the toolkit starts a tracker: a child process (what ``traxpython``
+    runs) talking trax over its stdin/stdout."""
+    trax = pytest.importorskip("trax", reason="vot-trax not installed: pip install 'jtrack[vot]'")
+    import json
+    import subprocess
+
+    from _small_config import OVERRIDES
+    from trax.client import Client
+
+    env = {**os.environ, "JTRACK_VOT_CONFIG": " ".join(
+        f"{k}={json.dumps(v)}" for k, v in OVERRIDES.items())}
+    tracker = subprocess.Popen([sys.executable, "-c", "import jtrack.adapters.vot_run"],
+                               env=env, cwd=os.path.dirname(os.path.dirname(__file__)),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, bufsize=0)
+    try:
+        client = Client(stream=(tracker.stdin.fileno(), tracker.stdout.fileno()),
+                        log=lambda message: None)
+        image = lambda f: {trax.ImageChannel.COLOR: trax.FileImage.create(f)}  # noqa: E731
+        gt1 = (crossing.gt[0] + [1, 1, 0, 0]).tolist()  # VOT regions are 1-based
+        start, _ = client.initialize(image(crossing.frames[0]),
+                                     [(trax.Rectangle.create(*gt1), {})], {})
+        assert np.allclose(start[0][0].bounds(), gt1)
+        boxes, confidences = [], []
+        for f in crossing.frames[1:N]:
+            objects, _ = client.frame(image(f), {}, [])
+            region, props = objects[0]
+            boxes.append(region.bounds())
+            confidences.append(float(props["confidence"]))
+        client.quit()
+        assert tracker.wait(timeout=60) == 0
+    finally:
+        if tracker.poll() is None:
+            tracker.kill()
+    ref = StatefulTracker(CONFIG, params)
+    ref.init(load_frame(crossing.frames[0]), crossing.gt[0])
+    want = np.stack([ref.update(load_frame(f)) for f in crossing.frames[1:N]]) + [1, 1, 0, 0]
+    np.testing.assert_allclose(np.array(boxes), want, atol=1e-3)
+    assert all(0 <= c <= 1 for c in confidences)

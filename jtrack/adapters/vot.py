@@ -11,9 +11,9 @@ Register it in the workspace's ``trackers.ini``::
     env_JTRACK_VOT_CONFIG = iters_update=10 backbone=vggm
 
 ``traxpython`` imports the ``command`` module, and importing
-:mod:`jtrack.adapters.vot_run` runs :func:`main`. vot-toolkit provides the
-``vot`` module (the trax client; pip ``vot-toolkit`` / ``vot-trax``); :func:`main`
-imports it, asks for a ``rectangle`` region and runs :func:`run_sequence`.
+:mod:`jtrack.adapters.vot_run` runs :func:`main`: a trax server from
+``vot-trax`` (:class:`TraxHandle`) asking for rectangle regions and image
+paths, driving :func:`run_sequence`.
 Everything else is a pure loop over a *handle* with ``region()``,
 ``frame()`` and ``report(region, confidence)``, so it can be driven (and
 tested) without the toolkit.
@@ -103,18 +103,63 @@ def config_from_env(text: str | None = None):
     return build_config(None, words)
 
 
+class TraxHandle:
+    """:func:`run_sequence`'s handle over a trax server (pip ``vot-trax``),
+    the protocol vot-toolkit's ``traxpython`` trackers speak: rectangle
+    regions, image paths, the confidence as a per-object property. Nothing
+    to copy from the VOT integration repository."""
+
+    def __init__(self, server=None):
+        import trax
+
+        self._trax = trax
+        self.server = server or trax.Server([trax.Region.RECTANGLE], [trax.Image.PATH],
+                                            tracker_name="jtrack")
+        request = self.server.wait()
+        if request.type != trax.TraxStatus.INITIALIZE:
+            raise RuntimeError(f"trax: expected an initialize request, got {request.type!r}")
+        self._start = request.objects[0][0]
+        self._image = request.image
+        self._answer_start = True  # initialize is answered with the start region
+
+    def region(self) -> tuple:
+        return self._start.bounds()
+
+    def frame(self) -> str | None:
+        if self._image is None:
+            if self._answer_start:
+                self.server.status([(self._start, {})])
+                self._answer_start = False
+            request = self.server.wait()
+            if request.type == self._trax.TraxStatus.QUIT:
+                return None
+            if request.type != self._trax.TraxStatus.FRAME:
+                raise RuntimeError(f"trax: expected a frame request, got {request.type!r}")
+            self._image = request.image
+        image, self._image = self._image, None
+        return next(iter(image.values())).path()  # the colour channel
+
+    def report(self, region, confidence: float) -> None:
+        self.server.status([(region, {"confidence": confidence})])
+
+    def quit(self) -> None:
+        self.server.quit()
+
+
 def main() -> None:
-    """Entry point for vot-toolkit (needs its ``vot`` module importable)."""
+    """Entry point for vot-toolkit (``traxpython``): a trax server on the
+    connection the toolkit opened."""
     try:
-        import vot  # vot-toolkit's trax client module
+        import trax
     except ImportError as e:
-        raise ImportError("jtrack.adapters.vot.main runs under vot-toolkit, which provides "
-                          "the 'vot' module (pip install vot-toolkit, or its vot.py)") from e
-    handle = vot.VOT("rectangle")
-    run_sequence(handle, vot.Rectangle, StatefulTracker(config_from_env()))
-    quit_ = getattr(handle, "quit", None)
-    if quit_ is not None:
-        quit_()
+        raise ImportError("jtrack.adapters.vot.main speaks the trax protocol of vot-toolkit: "
+                          "pip install 'jtrack[vot]' (vot-trax)") from e
+    from jtrack.cache import enable_compilation_cache
+
+    enable_compilation_cache()  # a program: later sequences load init/step instead of compiling
+    handle = TraxHandle()
+    run_sequence(handle, trax.Rectangle.create, StatefulTracker(config_from_env()))
+    handle.quit()
 
 
 if __name__ == "__main__":
