@@ -26,7 +26,6 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 import threading
 from typing import Any, Callable
 
@@ -118,18 +117,6 @@ def _aval(x: Any, device) -> tuple | None:
     return None
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @functools.lru_cache(maxsize=1)
 def _prepare_cpu_kernels() -> None:
     """jaxlib fills its LAPACK kernel table when it first lowers a linear
@@ -214,6 +201,8 @@ class _Stored:
     def _load_or_build(self, sig: tuple, args: tuple):
         from jax.experimental import serialize_executable as se
 
+        from jtrack.data.results import atomic_write_bytes
+
         statics, tree, avals = sig
         text = repr((self._name, _environment(), statics, str(tree), avals))
         if " at 0x" in text:  # a repr with an address is not stable across processes
@@ -239,7 +228,7 @@ class _Stored:
                 # (jax 0.10 CPU: "`LessThan` is not serializable" for some sorts)
                 blob, path = repr(e).encode(), path + ".unstorable"
             try:
-                _write_atomic(path, blob)
+                atomic_write_bytes(path, blob)
             except OSError:
                 pass  # a read-only folder: still usable in this process
         return compiled
