@@ -40,6 +40,12 @@ flags.DEFINE_enum("protocol", None, ["ope", "supervised"],
 flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one per device).")
 flags.DEFINE_list("eao_range", None, "lo,hi sequence lengths for EAO.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
+# Several processes (hosts) sharing one results folder: jax.distributed's settings.
+flags.DEFINE_bool("distributed", False, "Join a jax.distributed run: with the three flags "
+                  "below, or without them as JAX detects the cluster (e.g. Slurm).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (jax.distributed).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (jax.distributed).")
+flags.DEFINE_integer("process_id", None, "This process's id, 0..num_processes-1.")
 flags.mark_flags_as_required(["root", "results_dir"])
 define_cache_flags(FLAGS)
 
@@ -60,8 +66,25 @@ def make_tracker(name: str, config_path, overrides, head="random"):
     return jtrack_tracker(load_config(config_path, overrides), head=head)
 
 
+def init_distributed() -> tuple[int, int]:
+    """``jax.distributed.initialize`` as the flags say; (process index, count)."""
+    explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    if not FLAGS.distributed:
+        if any(v is not None for v in explicit):
+            raise app.UsageError("--coordinator_address/--num_processes/--process_id need "
+                                 "--distributed")
+        return 0, 1
+    import jax
+
+    # CPU processes reach each other's devices (the barrier) through gloo.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(*explicit)
+    return jax.process_index(), jax.process_count()
+
+
 def main(argv):
     del argv
+    index, count = init_distributed()
     enable_from_flags(FLAGS)
     tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override,
                            FLAGS.head)
@@ -71,10 +94,12 @@ def main(argv):
         sequences=tuple(FLAGS.sequences) if FLAGS.sequences else None,
         max_frames=FLAGS.max_frames, protocol=FLAGS.protocol,
         max_workers=FLAGS.max_workers, progress=FLAGS.progress,
-        eao_range=tuple(int(v) for v in FLAGS.eao_range) if FLAGS.eao_range else None)
+        eao_range=tuple(int(v) for v in FLAGS.eao_range) if FLAGS.eao_range else None,
+        process_index=index, process_count=count)
     os.makedirs(spec.results_dir, exist_ok=True)
-    write_json(os.path.join(spec.results_dir, "flags.json"),
-               {k: FLAGS[k].value for k in _OUR_FLAGS})
+    if index == 0:
+        write_json(os.path.join(spec.results_dir, "flags.json"),
+                   {k: FLAGS[k].value for k in _OUR_FLAGS})
     try:
         summary, failure = run_experiment(spec, tracker), None
     except SequencesFailed as e:  # the others are scored: show them, then fail

@@ -321,3 +321,56 @@ def test_bad_frames_are_skipped_and_counted_unreadable_sequence_reported(tmp_pat
     with pytest.raises(SequencesFailed):
         run_experiment(spec(root, out), tracker)
     assert steps == [] and json.load(open(out / "summary.json"))["skipped_frames"] == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_processes(root, out, n: int) -> list[str]:
+    """``experiments.run`` as ``n`` jax.distributed processes on localhost
+    (CPU collectives: gloo); returns each process's stdout."""
+    base = [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
+            f"--results_dir={out}", "--tracker=static", "--seeds=0,1", "--noprogress",
+            "--nocompilation_cache"]
+    if n > 1:
+        base += ["--distributed", f"--coordinator_address=127.0.0.1:{_free_port()}",
+                 f"--num_processes={n}"]
+    env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen(base + ([f"--process_id={i}"] if n > 1 else []), cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-3000:]
+    return [o for o, _ in outs]
+
+
+def test_two_processes_share_an_evaluation_as_one_process_runs_it(tmp_path):
+    """jax.distributed on localhost: each process tracks its share into one
+    results folder, process 0 writes the summary; a rerun after a lost
+    result tracks only that run again."""
+    root = make_otb(tmp_path / "data")
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run_processes(root, one, 1)
+    out = _run_processes(root, two, 2)
+    assert "process 1 of 2: tracked 3 sequence run(s)" in out[1]  # 3 sequences x 2 seeds
+    assert "| **mean** |" not in out[1] and "auc" in out[0]
+    for seed in (0, 1):
+        for name in NAMES:
+            f = f"seed_{seed}/{name}.txt"
+            assert (two / f).read_text() == (one / f).read_text()
+    s1, s2 = (json.load(open(d / "summary.json")) for d in (one, two))
+    timing = {"fps"}  # measured, so never equal
+    assert {k: v for k, v in s2["mean"].items() if k not in timing} == \
+        {k: v for k, v in s1["mean"].items() if k not in timing}
+    (two / "seed_1" / f"{NAMES[2]}.txt").unlink()  # its process "died" before writing it
+    out = _run_processes(root, two, 2)
+    assert "tracked 0 sequence run(s) (3 already done" in out[1] or \
+        "tracked 1 sequence run(s) (2 already done" in out[1]
+    assert (two / "seed_1" / f"{NAMES[2]}.txt").read_text() == \
+        (one / "seed_1" / f"{NAMES[2]}.txt").read_text()

@@ -66,6 +66,11 @@ class RunSpec:
       eao_range: ``(lo, hi)`` sequence lengths for EAO (default
         :func:`jtrack.eval.vot.default_eao_range`).
       plots: write success/precision PNGs (OPE).
+      process_index, process_count: this process's share of a multi-process
+        run (``jax.distributed``; one results folder on a shared filesystem):
+        it tracks the (sequence, seed) runs whose position modulo
+        ``process_count`` is ``process_index``; after a barrier, process 0
+        scores everything and writes the summaries.
     """
 
     dataset: str
@@ -79,6 +84,8 @@ class RunSpec:
     progress: bool = True
     eao_range: tuple[int, int] | None = None
     plots: bool = True
+    process_index: int = 0
+    process_count: int = 1
 
     def __post_init__(self):
         if not self.seeds:
@@ -87,6 +94,9 @@ class RunSpec:
             raise ValueError(f"duplicate seeds: {self.seeds}")
         if self.max_frames is not None and self.max_frames < 2:
             raise ValueError("max_frames must be >= 2")
+        if not 0 <= self.process_index < self.process_count:
+            raise ValueError(f"process_index {self.process_index} is not in "
+                             f"[0, {self.process_count})")
 
 
 def seed_dir(spec: RunSpec, seed: int) -> str:
@@ -381,6 +391,14 @@ class SequencesFailed(RuntimeError):
         self.summary = summary
 
 
+def _barrier(spec: RunSpec, name: str) -> None:
+    """Wait for every process of a ``jax.distributed`` run (no-op alone)."""
+    if spec.process_count > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"jtrack.eval.runner: {name}")
+
+
 def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
     """Track, resume-aware, then score. Returns the summary (also on disk).
 
@@ -395,19 +413,34 @@ def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
     if spec.max_frames:
         sequences = [s.truncated(spec.max_frames) for s in sequences]
     os.makedirs(spec.results_dir, exist_ok=True)
-    # Leftovers of a run killed mid-write (the real files are whole: atomic).
-    for folder in {spec.results_dir} | {seed_dir(spec, s) for s in spec.seeds}:
-        remove_stale_temps(folder)
-    _check_experiment(spec, tracker, kind, protocol)
-    jobs = [(s, seed, seed_dir(spec, seed)) for seed in spec.seeds for s in sequences
-            if not is_done(seed_dir(spec, seed), s)]
+    # Leftovers of a run killed mid-write (the real files are whole: atomic);
+    # by process 0 alone, before any process writes (they would be its own).
+    if spec.process_index == 0:
+        for folder in {spec.results_dir} | {seed_dir(spec, s) for s in spec.seeds}:
+            remove_stale_temps(folder)
+    _barrier(spec, "stale temporary files removed")
+    _check_experiment(spec, tracker, kind, protocol)  # every process: each may refuse
+    # Shares by position over every run, done or not: the same on a rerun.
+    everything = [(s, seed, seed_dir(spec, seed)) for seed in spec.seeds for s in sequences]
+    mine = everything[spec.process_index::spec.process_count]
+    jobs = [j for j in mine if not is_done(j[2], j[0])]
     errors = run_jobs(tracker, jobs, protocol, max_workers=spec.max_workers,
                       progress=spec.progress)
+    _barrier(spec, "tracked")
+    if spec.process_index:
+        done = len(mine) - len(jobs)
+        return {"table_md": f"process {spec.process_index} of {spec.process_count}: tracked "
+                            f"{len(jobs) - len(errors)} sequence run(s) ({done} already done, "
+                            f"{len(errors)} failed); process 0 writes the summary",
+                "skipped_done": done, "failed": {n: str(e) for n, _, e in errors}}
     failed: dict[int, dict[str, str]] = {}
     for name, seed, e in errors:
         failed.setdefault(seed, {})[name] = f"{type(e).__name__}: {e}"
+    for s, seed, folder in everything:  # another process's run that did not finish
+        if (s, seed, folder) not in mine and not is_done(folder, s):
+            failed.setdefault(seed, {})[s.name] = "not finished by its process"
     summary = score_and_report(spec, sequences, protocol, plots=spec.plots, failed=failed)
-    summary["skipped_done"] = len(sequences) * len(spec.seeds) - len(jobs)
+    summary["skipped_done"] = len(mine) - len(jobs)
     if errors:
         msg = "; ".join(f"{name} (seed {seed}): {type(e).__name__}: {e}"
                         for name, seed, e in errors)
