@@ -76,9 +76,9 @@ def _environment() -> str:
             if f.endswith(".py"):
                 with open(os.path.join(dirpath, f), "rb") as fh:
                     h.update(f.encode() + b"\0" + fh.read())
-    dev = jax.devices()[0]
+    dev = jax.local_devices()[0]
     return repr((h.hexdigest(), jax.__version__, jaxlib.__version__, dev.platform,
-                 dev.device_kind, dev.client.platform_version, jax.device_count(),
+                 dev.device_kind, dev.client.platform_version, jax.local_device_count(),
                  os.environ.get("XLA_FLAGS", ""), jax.config.jax_enable_x64,
                  jax.config.jax_default_matmul_precision))
 
@@ -183,7 +183,7 @@ class _Stored:
             except (TypeError, ValueError):  # raised before running: other shapes,
                 pass  # devices or tracers; find (or build) the matching program
         leaves, tree = jax.tree.flatten(dynamic)
-        devices = jax.devices()
+        devices = jax.local_devices()  # a multi-process run: this process's own
         device = devices[0] if len(devices) > 1 else None  # one device: nothing to check
         avals = tuple(_aval(x, device) for x in leaves)
         if None in avals:
@@ -217,7 +217,7 @@ class _Stored:
                 with open(path, "rb") as f:
                     blob, in_tree, out_tree = pickle.load(f)
                 return se.deserialize_and_load(blob, in_tree, out_tree,
-                                               execution_devices=jax.devices()[:1])
+                                               execution_devices=jax.local_devices()[:1])
             except Exception:  # noqa: BLE001 - unreadable or stale: rebuild it below
                 pass
         compiled, fresh = _compile_fresh(self._jit, args)

@@ -429,18 +429,21 @@ def run_experiment(spec: RunSpec, tracker: Tracker) -> dict:
     _barrier(spec, "tracked")
     if spec.process_index:
         done = len(mine) - len(jobs)
-        return {"table_md": f"process {spec.process_index} of {spec.process_count}: tracked "
-                            f"{len(jobs) - len(errors)} sequence run(s) ({done} already done, "
-                            f"{len(errors)} failed); process 0 writes the summary",
-                "skipped_done": done, "failed": {n: str(e) for n, _, e in errors}}
-    failed: dict[int, dict[str, str]] = {}
-    for name, seed, e in errors:
-        failed.setdefault(seed, {})[name] = f"{type(e).__name__}: {e}"
-    for s, seed, folder in everything:  # another process's run that did not finish
-        if (s, seed, folder) not in mine and not is_done(folder, s):
-            failed.setdefault(seed, {})[s.name] = "not finished by its process"
-    summary = score_and_report(spec, sequences, protocol, plots=spec.plots, failed=failed)
-    summary["skipped_done"] = len(mine) - len(jobs)
+        summary = {"table_md": f"process {spec.process_index} of {spec.process_count}: "
+                               f"tracked {len(jobs) - len(errors)} sequence run(s) ({done} "
+                               f"already done, {len(errors)} failed); process 0 writes the "
+                               "summary", "skipped_done": done}
+    else:
+        failed: dict[int, dict[str, str]] = {}
+        for name, seed, e in errors:
+            failed.setdefault(seed, {})[name] = f"{type(e).__name__}: {e}"
+        for s, seed, folder in everything:  # another process's run that did not finish
+            if (s, seed, folder) not in mine and not is_done(folder, s):
+                failed.setdefault(seed, {})[s.name] = "not finished by its process"
+                errors.append((s.name, seed, RuntimeError("not finished by its process "
+                                                          "(see that process's error)")))
+        summary = score_and_report(spec, sequences, protocol, plots=spec.plots, failed=failed)
+        summary["skipped_done"] = len(mine) - len(jobs)
     if errors:
         msg = "; ".join(f"{name} (seed {seed}): {type(e).__name__}: {e}"
                         for name, seed, e in errors)
