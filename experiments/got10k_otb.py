@@ -58,8 +58,7 @@ def main(argv):
         from jtrack.adapters.got10k import JTrackGot10k
     except ImportError as e:
         raise app.UsageError(f"{e} (pip install -e '.[got10k]')") from e
-    from jtrack.data import read_otb
-    from jtrack.data import atomic_write_text
+    from jtrack.data import atomic_write_text, read_otb
     from jtrack.eval.scoring import score_folder
 
     enable_from_flags(FLAGS)
