@@ -91,19 +91,20 @@ def _static_ok(value: Any) -> bool:
     if isinstance(value, TrackerConfig):
         from jtrack import nets
 
-        try:
-            apply = nets.get_backbone(value.backbone).apply
-        except (KeyError, ValueError):
-            return False
-        return getattr(apply, "__module__", "").startswith("jtrack.")
+        # Who registered the backbone: code outside jtrack may change between
+        # runs without changing jtrack's source hash.
+        factory = nets._BACKBONES.get(value.backbone)
+        factory = getattr(factory, "func", factory)  # functools.partial
+        return (getattr(factory, "__module__", None) or "").startswith("jtrack.")
     if isinstance(value, tuple):
         return all(_static_ok(v) for v in value)
     return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _aval(x: Any, device) -> tuple | None:
-    """(shape, dtype, weak) of a leaf the store may take, else None. Runs on
-    every call for every leaf (66 for a TrackerState): kept to attribute reads."""
+    """(shape, dtype, weak) of a leaf the store may take, else None. Runs for
+    every leaf (66 for a TrackerState) when the previous call's program does
+    not fit: kept to attribute reads."""
     if isinstance(x, jax.Array):
         if isinstance(x, jax.core.Tracer):
             return None

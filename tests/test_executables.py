@@ -142,3 +142,13 @@ def test_a_program_xla_cannot_serialise_runs_as_plain_jit(store, monkeypatch):
     np.testing.assert_array_equal(g(2.0, jnp.arange(3.0), jnp.ones(3)), [1.0, 3.0, 5.0])
     assert g._cache_size() == 1  # through jax.jit, not compiled for the store again
     assert list(store.iterdir()) == [marker]
+
+
+def test_only_backbones_registered_by_jtrack_are_stored():
+    """Code outside jtrack can change without changing the store's key."""
+    import jtrack
+    import tiny_tracker  # registers its backbone from tests/
+
+    assert executables._static_ok((jtrack.TrackerConfig(), None, 3))
+    assert not executables._static_ok((tiny_tracker.CONFIG,))
+    assert not executables._static_ok((object(),))
