@@ -167,6 +167,7 @@ class _Stored:
         self._static = frozenset(static_argnums)
         self._loaded: dict = {}  # (statics, treedef, avals) -> jax.stages.Compiled
         self._last: dict = {}  # statics -> the Compiled used last with them
+        self._keyable: dict = {}  # statics -> whether the store may key on them
         functools.update_wrapper(self, fun)
 
     def __getattr__(self, name: str):  # lower, eval_shape, _cache_size, ...
@@ -176,6 +177,11 @@ class _Stored:
         if _folder is None or kwargs:
             return self._jit(*args, **kwargs)
         statics = tuple(a for i, a in enumerate(args) if i in self._static)
+        ok = self._keyable.get(statics)
+        if ok is None:
+            ok = self._keyable[statics] = _static_ok(statics)
+        if not ok:  # statics the store cannot name (e.g. a user's backbone): plain jit
+            return self._jit(*args)
         dynamic = tuple(a for i, a in enumerate(args) if i not in self._static)
         last = self._last.get(statics)
         if last is not None:  # the usual case: the program of the previous call
@@ -192,8 +198,7 @@ class _Stored:
         sig = (statics, tree, avals)
         compiled = self._loaded.get(sig, _MISSING)
         if compiled is _MISSING:  # None: a program the store cannot keep, plain jit
-            compiled = self._loaded[sig] = (self._load_or_build(sig, args)
-                                            if _static_ok(statics) else None)
+            compiled = self._loaded[sig] = self._load_or_build(sig, args)
         if compiled is None:
             return self._jit(*args)
         self._last[statics] = compiled

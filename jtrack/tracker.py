@@ -581,7 +581,7 @@ def _check_state(config: TrackerConfig, state) -> None:
                          f"feature dim) are {have} in the state but {want} in the config")
 
 
-def _check_box(box, image_wh) -> jax.Array:
+def _check_box(box, image_wh) -> np.ndarray:
     try:
         b = np.asarray(box, dtype=np.float64)
     except (TypeError, ValueError) as e:
