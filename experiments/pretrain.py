@@ -3,6 +3,7 @@
     python -m experiments.pretrain --roots=../shared/data/otb/Crossing \
         --synthetic=20 --exclude=Diving,ball1 --steps=300 \
         --ckpt_dir=/tmp/pretrain [--devices=2] [--layer_lr=fc4=1,fc5=1,fc6=10]
+        [--distributed --coordinator_address=host:port --num_processes=2 --process_id=0]
 
 Every sequence is one domain (its own fc6). ``--exclude`` is required and
 lists the evaluation sequences that must never be trained on (pass
@@ -13,6 +14,13 @@ resumes exactly where it stopped. The shared fc4/fc5 end up in
 ``jtrack.pretrain.load_params(path, config, key)``. Per epoch (every domain
 once) it logs loss, PR, RR and TrackTopKAcc on the training batches and on
 the held-out frames, to stdout and ``<ckpt_dir>/log.jsonl``.
+
+With ``--distributed`` (:mod:`jtrack.distributed`) every process runs the
+same command: the mesh spans the devices of all processes (data parallel,
+each process feeds its devices' frames of the batch, parameters
+replicated), every process takes part in each orbax save (``--ckpt_dir`` on
+a shared filesystem) and process 0 alone writes the log, the head and its
+manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from absl import app, flags, logging
 
 from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.config import TrackerConfig
+from jtrack.distributed import define_flags as define_distributed_flags, initialize_from_flags
 
 FLAGS = flags.FLAGS
 # data
@@ -73,13 +82,23 @@ flags.DEFINE_float("grad_clip", 10.0, "Global-norm gradient clip (0 = off).")
 flags.DEFINE_integer("seed", 0, "Model seed (init, sampling, dropout).")
 flags.DEFINE_integer("data_seed", 0, "Data-order seed (domains, frames).")
 # run
-flags.DEFINE_integer("devices", None, "Data-parallel devices (default: all local devices).")
+flags.DEFINE_integer("devices", None, "Data-parallel devices (default: all devices; "
+                     "one process only).")
 flags.DEFINE_string("ckpt_dir", None, "REQUIRED. Checkpoint folder (resumed if it exists).")
 flags.DEFINE_integer("ckpt_every", 50, "Checkpoint every N steps.")
 flags.DEFINE_integer("keep", 2, "Checkpoints kept.")
 flags.DEFINE_string("out", None, "Exported fc4/fc5 (.npz); default <ckpt_dir>/head.npz.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 define_cache_flags(FLAGS)
+define_distributed_flags(FLAGS)
+
+
+def _say(message: str) -> None:
+    """Print once per run: on process 0 of a multi-process run."""
+    import jax
+
+    if jax.process_index() == 0:
+        print(message, flush=True)
 
 
 def make_config():
@@ -113,7 +132,7 @@ def prepare(config, sources, progress: bool = True) -> list:
                               holdout=FLAGS.holdout)
                for name, load in tqdm(sources, desc="preparing domains", disable=not progress)]
     cached = "crops" if config.train_backbone else "feature maps"
-    print(f"prepared {sum(len(d) for d in domains)} frames in "
+    _say(f"prepared {sum(len(d) for d in domains)} frames in "
           f"{time.perf_counter() - t0:.1f}s (cached {cached})")
     return domains
 
@@ -129,7 +148,9 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
                                  make_optimizer, make_step, save_head, summarize, train_steps)
 
-    mesh = parallel.make_mesh(FLAGS.devices)
+    mesh = parallel.make_mesh(FLAGS.devices, devices=jax.devices())  # all processes' devices
+    primary = jax.process_index() == 0
+    progress = progress and primary
     state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)
     if config.train_backbone:  # start from the backbone the tracker would use
         bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
@@ -142,7 +163,7 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     restored = ckpt.restore(state, meta)
     if restored is not None:
         state = restored
-        print(f"resumed from step {int(state['step'])} in {ckpt_dir}")
+        _say(f"resumed from step {int(state['step'])} in {ckpt_dir}")
     step_fn = make_step(config, mesh)
     eval_fn = make_eval(config, mesh)
     n_dom = len(domains)
@@ -170,6 +191,8 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
             epoch_metrics = []
             rec = {"step": int(state["step"]), "epoch": int(state["step"]) / n_dom,
                    "train": train_m, "held": held_m}
+            if not primary:
+                continue
             bar.write(f"step {rec['step']:5d}  train " + "  ".join(
                 f"{k} {v:.3f}" for k, v in train_m.items()) + "  | held " + "  ".join(
                 f"{k} {v:.3f}" for k, v in held_m.items()))
@@ -178,11 +201,13 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     bar.close()
     done = int(state["step"]) - start
     if done:
-        print(f"{done} steps in {time.perf_counter() - t_train:.1f}s on "
-              f"{mesh.devices.size} device(s)")
+        _say(f"{done} steps in {time.perf_counter() - t_train:.1f}s on "
+              f"{mesh.devices.size} device(s) in {jax.process_count()} process(es)")
     ckpt.maybe_save(int(state["step"]), state, meta, force=True)
     ckpt.wait()
     ckpt.close()
+    if not primary:
+        return rec
     try:
         from jtrack.eval.plots import plot_training_log
         print(f"curves: {plot_training_log(log_path, os.path.splitext(log_path)[0] + '.png')}")
@@ -213,18 +238,27 @@ def sources_from_flags(exclude) -> list:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    try:
+        index, count = initialize_from_flags(FLAGS)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    if count > 1 and FLAGS.devices is not None:
+        raise app.UsageError("--devices is for one process; a distributed run uses every "
+                             "device of every process")
     enable_from_flags(FLAGS)
     if FLAGS.exclude is None or not FLAGS.ckpt_dir:
         raise app.UsageError("--exclude and --ckpt_dir are required (pass --exclude= to "
                              "exclude nothing, deliberately)")
     config = make_config()
     sources = sources_from_flags(FLAGS.exclude)
-    print(f"excluded: {FLAGS.exclude}; training domains ({len(sources)}): "
-          + ", ".join(n for n, _ in sources))
+    _say(f"excluded: {FLAGS.exclude}; training domains ({len(sources)}): "
+         + ", ".join(n for n, _ in sources))
     t0 = time.perf_counter()
-    domains = prepare(config, sources, FLAGS.progress)
+    domains = prepare(config, sources, FLAGS.progress and index == 0)
     out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, "head.npz")
     train(config, domains, FLAGS.ckpt_dir, out, FLAGS.exclude, FLAGS.progress)
+    if index:  # process 0 writes the manifest
+        return
     import platform
     import sys
 
@@ -237,7 +271,8 @@ def main(argv):
         "holdout": FLAGS.holdout,
         "wall_s_this_run": round(time.perf_counter() - t0, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} "
-                   f"on {jax.default_backend()}"})
+                   f"on {jax.default_backend()}, {jax.device_count()} device(s) in "
+                   f"{jax.process_count()} process(es)"})
     print(f"wrote {path}")
 
 

@@ -19,6 +19,7 @@ from absl import app, flags
 from jtrack.cache import define_flags as define_cache_flags, enable_from_flags
 from jtrack.config import load_config
 from jtrack.data import KINDS
+from jtrack.distributed import define_flags as define_distributed_flags, initialize_from_flags
 from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment, write_json
 
 FLAGS = flags.FLAGS
@@ -40,14 +41,9 @@ flags.DEFINE_enum("protocol", None, ["ope", "supervised"],
 flags.DEFINE_integer("max_workers", None, "Cap on parallel workers (default: one per device).")
 flags.DEFINE_list("eao_range", None, "lo,hi sequence lengths for EAO.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
-# Several processes (hosts) sharing one results folder: jax.distributed's settings.
-flags.DEFINE_bool("distributed", False, "Join a jax.distributed run: with the three flags "
-                  "below, or without them as JAX detects the cluster (e.g. Slurm).")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (jax.distributed).")
-flags.DEFINE_integer("num_processes", None, "Number of processes (jax.distributed).")
-flags.DEFINE_integer("process_id", None, "This process's id, 0..num_processes-1.")
 flags.mark_flags_as_required(["root", "results_dir"])
 define_cache_flags(FLAGS)
+define_distributed_flags(FLAGS)  # several processes (hosts) sharing one results folder
 
 _OUR_FLAGS = ("dataset", "root", "results_dir", "tracker", "tracker_config", "head",
               "config_override", "seeds", "sequences", "max_frames", "protocol",
@@ -66,25 +62,12 @@ def make_tracker(name: str, config_path, overrides, head="random"):
     return jtrack_tracker(load_config(config_path, overrides), head=head)
 
 
-def init_distributed() -> tuple[int, int]:
-    """``jax.distributed.initialize`` as the flags say; (process index, count)."""
-    explicit = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    if not FLAGS.distributed:
-        if any(v is not None for v in explicit):
-            raise app.UsageError("--coordinator_address/--num_processes/--process_id need "
-                                 "--distributed")
-        return 0, 1
-    import jax
-
-    # CPU processes reach each other's devices (the barrier) through gloo.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(*explicit)
-    return jax.process_index(), jax.process_count()
-
-
 def main(argv):
     del argv
-    index, count = init_distributed()
+    try:
+        index, count = initialize_from_flags(FLAGS)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     enable_from_flags(FLAGS)
     tracker = make_tracker(FLAGS.tracker, FLAGS.tracker_config, FLAGS.config_override,
                            FLAGS.head)

@@ -6,6 +6,12 @@ and the domain names in order) and for ``jtrack track --resume`` (tracker
 states at flush points; metadata: input, start boxes, seed, config). A
 resume with different data or settings fails loudly instead of silently
 computing something else.
+
+Several processes (``jax.distributed``): every process makes its own
+``Checkpoints`` on the same shared folder and calls ``maybe_save`` /
+``restore`` at the same steps; orbax writes each array's shards from the
+process that holds them and the metadata once, and marks the step
+finished only when all processes are done.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Spreading work over local devices with ``jax.jit`` + ``NamedSharding``.
 
-One 1-D mesh axis (``DATA``) over all (or the first ``n``) local devices.
-Leading-axis batches (targets, sequences, training samples) are split over
+One 1-D mesh axis (``DATA``) over all (or the first ``n``) local devices,
+or over ``jax.devices()`` to span every process of a ``jax.distributed``
+run (pretraining does; each process then feeds its own devices' slices of
+arrays that every process holds in full). Leading-axis batches (targets, sequences, training samples) are split over
 it; parameters shared by every slice (the backbone) are replicated once.
 Works the same on 1 device, on forced host CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=4``) and on GPUs.

@@ -4,13 +4,18 @@ backbone, 3 short synthetic domains) keep it cheap; the cost is almost all
 compilation (four step/eval programs), shared between tests via the
 ``make_step`` / ``make_eval`` caches."""
 
+import json
 import os
+import re
+import sys
 
 import flax.linen as nn
 import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
+
+import local_processes
 
 from jtrack import TrackerConfig, nets, parallel, tracker
 from jtrack.data.synthetic import moving_object
@@ -210,3 +215,34 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="2 frames but 3 ground-truth rows"):
         prepare_domain(CFG, "bad", np.zeros((2, 64, 80, 3), np.uint8),
                        np.tile([[5.0, 5, 10, 10]], (3, 1)), backbone_params={})
+
+
+_WORKER = [sys.executable, os.path.join(os.path.dirname(__file__), "pretrain_worker.py"),
+           "--backbone=tiny_patch4_test", "--region_size=48", "--hidden=32", "--synthetic=3",
+           "--synthetic_frames=8", "--synthetic_hw=64,80", "--exclude=",
+           "--frames_per_batch=4", "--n_pos=8", "--n_neg=24", "--ckpt_every=1",
+           "--noprogress", "--nocompilation_cache"]
+
+
+def test_two_processes_pretrain_as_one_and_resume(tmp_path):
+    """experiments.pretrain as 2 jax.distributed processes (2 devices each: a
+    4-device global mesh) stopped after step 1 and resumed from the orbax
+    checkpoint both wrote equals one uninterrupted 1-device process."""
+    two_devices = {"XLA_FLAGS": re.sub(r"device_count=\d+", "device_count=2",
+                                       os.environ["XLA_FLAGS"])}
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_processes.run(_WORKER + ["--steps=2", "--devices=1", f"--ckpt_dir={one}"], 1,
+                        two_devices)
+    first = local_processes.run(_WORKER + ["--steps=1", f"--ckpt_dir={two}"], 2, two_devices)
+    assert "1 steps in" in first[0] and "4 device(s) in 2 process(es)" in first[0]
+    assert "wrote" not in first[1]  # process 0 alone writes the log, head and manifest
+    again = local_processes.run(_WORKER + ["--steps=2", f"--ckpt_dir={two}"], 2, two_devices)
+    assert "resumed from step 1" in again[0] and "1 steps in" in again[0]
+    assert Checkpoints(str(two), every=1).steps() == [1, 2]
+    a, b = np.load(one / "head.npz"), np.load(two / "head.npz")
+    names = [k for k in a.files if k.startswith("head/")]
+    assert len(names) == 6 and set(names) <= set(b.files)
+    for k in names:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    assert [r["step"] for r in map(json.loads, open(two / "log.jsonl"))] == [1, 2]
+    assert json.load(open(two / "head.json"))["machine"].endswith("in 2 process(es)")

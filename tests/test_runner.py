@@ -10,6 +10,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+import local_processes
+
 from jtrack.data import default_data_root
 from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment
 from jtrack.eval.trackers import Tracker
@@ -323,31 +325,12 @@ def test_bad_frames_are_skipped_and_counted_unreadable_sequence_reported(tmp_pat
     assert steps == [] and json.load(open(out / "summary.json"))["skipped_frames"] == 1
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_processes(root, out, n: int) -> list[str]:
-    """``experiments.run`` as ``n`` jax.distributed processes on localhost
-    (CPU collectives: gloo); returns each process's stdout."""
-    base = [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
-            f"--results_dir={out}", "--tracker=static", "--seeds=0,1", "--noprogress",
-            "--nocompilation_cache"]
-    if n > 1:
-        base += ["--distributed", f"--coordinator_address=127.0.0.1:{_free_port()}",
-                 f"--num_processes={n}"]
-    env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen(base + ([f"--process_id={i}"] if n > 1 else []), cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(n)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e[-3000:]
-    return [o for o, _ in outs]
+    """``experiments.run`` as ``n`` jax.distributed processes on localhost."""
+    return local_processes.run(
+        [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
+         f"--results_dir={out}", "--tracker=static", "--seeds=0,1", "--noprogress",
+         "--nocompilation_cache"], n)
 
 
 def test_two_processes_share_an_evaluation_as_one_process_runs_it(tmp_path):
@@ -374,3 +357,18 @@ def test_two_processes_share_an_evaluation_as_one_process_runs_it(tmp_path):
         "tracked 1 sequence run(s) (2 already done" in out[1]
     assert (two / "seed_1" / f"{NAMES[2]}.txt").read_text() == \
         (one / "seed_1" / f"{NAMES[2]}.txt").read_text()
+
+
+def test_distributed_settings_without_distributed_are_refused():
+    from absl import flags
+
+    from jtrack.distributed import define_flags, initialize_from_flags
+
+    fv = flags.FlagValues()
+    define_flags(fv)
+    fv(["prog", "--process_id=1"])
+    with pytest.raises(ValueError, match="need --distributed"):
+        initialize_from_flags(fv)
+    fv(["prog"])
+    fv.process_id = None
+    assert initialize_from_flags(fv) == (0, 1)
