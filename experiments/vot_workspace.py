@@ -1,18 +1,24 @@
 """vot-toolkit end to end: a local workspace over VOT-layout sequences already
-on disk, then the toolkit's own ``vot evaluate`` (one-pass experiment) and
-``vot analysis`` with jtrack as a ``traxpython`` tracker.
+on disk, then the toolkit's own ``vot evaluate`` and ``vot analysis`` with
+jtrack as a ``traxpython`` tracker.
 
 The workspace links the sequence folders (legacy VOT layout: ``%08d.jpg`` and
 ``groundtruth.txt``; nothing is copied or downloaded), writes ``config.yaml``
-(a one-pass stack with the average-accuracy analysis) and ``trackers.ini``.
-An existing workspace is reused: the toolkit skips finished sequences.
+and ``trackers.ini``. An existing workspace is reused: the toolkit skips
+finished sequences. ``--experiment`` picks the stack:
+
+* ``unsupervised`` (default): one pass from the first frame, average
+  accuracy. Runs with the ``vot`` extra (``pip install -e ".[vot]"``,
+  vot-toolkit 0.9.0).
+* ``supervised``: VOT's reset-based protocol (VOT2017 parameters: the tracker
+  is re-initialized 5 frames after each failure, i.e. zero overlap; 15
+  repetitions, stopped after 3 identical ones), with the accuracy-robustness,
+  failure-count and EAO analyses. vot-toolkit 0.8/0.9 fail this experiment
+  even with their own test tracker: it needs vot-toolkit 0.7.4 (with vot-trax
+  4.0.2 and attributee 0.1.9), in an environment of its own.
 
   python -m experiments.vot_workspace --workspace=/tmp/vot_ws \\
-      --sequences=../shared/data/vot/ball1
-
-Needs the ``vot`` extra (``pip install -e ".[vot]"``). The reset-based
-(supervised) experiment is left out: vot-toolkit 0.8/0.9 fail it even with
-their own test tracker.
+      --sequences=../shared/data/vot/ball1 [--experiment=supervised]
 """
 
 from __future__ import annotations
@@ -33,16 +39,35 @@ flags.DEFINE_string("config", "", "TrackerConfig overrides as 'field=value' word
                     "(JTRACK_VOT_CONFIG).")
 flags.DEFINE_integer("timeout", 600, "Seconds the toolkit waits for a reply; the first "
                      "sequence compiles init and step.")
+flags.DEFINE_enum("experiment", "unsupervised", ["unsupervised", "supervised"],
+                  "unsupervised: one pass; supervised: reset-based (vot-toolkit 0.7.4).")
 flags.mark_flag_as_required("workspace")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STACK = {"title": "jtrack one-pass on local VOT sequences",
-         "experiments": {"baseline": {"type": "unsupervised", "repetitions": 1, "analyses": [
-             {"type": "average_accuracy", "name": "accuracy", "burnin": 1}]}}}
+
+
+def make_stack(experiment: str, lengths: list[int]) -> dict:
+    """The experiment stack; analyses are named, the names key the printed results.
+
+    EAO averages its curve over a range of sequence lengths (VOT2017: 100 to
+    356 frames, from its 60 sequences); here the range of the given ones."""
+    if experiment == "unsupervised":
+        return {"title": "jtrack one-pass on local VOT sequences",
+                "experiments": {"baseline": {"type": "unsupervised", "repetitions": 1,
+                                             "analyses": [{"type": "average_accuracy",
+                                                           "name": "accuracy", "burnin": 1}]}}}
+    return {"title": "jtrack reset-based on local VOT sequences",
+            "experiments": {"baseline": {
+                "type": "supervised", "repetitions": 15, "skip_initialize": 5,
+                "failure_overlap": 0.0, "analyses": [
+                    {"type": "supervised_average_ar", "name": "ar", "sensitivity": 30},
+                    {"type": "cumulative_failures", "name": "failures"},
+                    {"type": "supervised_eao_score", "name": "eao",
+                     "low": min(lengths) - 1, "high": max(lengths) - 1}]}}}
 
 
 def build_workspace(workspace: str, sequences: list[str], config_words: str,
-                    timeout: int) -> list[str]:
+                    timeout: int, experiment: str = "unsupervised") -> list[str]:
     """Write (or refresh) the workspace's files; returns the sequence names."""
     import yaml  # vot-toolkit's dependency
 
@@ -50,7 +75,7 @@ def build_workspace(workspace: str, sequences: list[str], config_words: str,
 
     folder = os.path.join(workspace, "sequences")
     os.makedirs(folder, exist_ok=True)
-    names = []
+    names, lengths = [], []
     for seq in sequences:
         seq = os.path.abspath(seq)
         if not os.path.isfile(os.path.join(seq, "groundtruth.txt")):
@@ -60,13 +85,19 @@ def build_workspace(workspace: str, sequences: list[str], config_words: str,
         if not os.path.islink(link):
             os.symlink(seq, link)
         names.append(name)
+        with open(os.path.join(seq, "groundtruth.txt")) as f:
+            lengths.append(sum(1 for line in f if line.strip()))
     atomic_write_text(os.path.join(folder, "list.txt"), "\n".join(names) + "\n")
     atomic_write_text(os.path.join(workspace, "config.yaml"),
-                      yaml.safe_dump({"registry": ["./trackers.ini"], "stack": STACK}))
+                      yaml.safe_dump({"registry": ["./trackers.ini"],
+                                      "stack": make_stack(experiment, lengths)}))
+    # The adapter serves one initialization per process; the toolkit sends a
+    # reset's initialization on the same connection unless told to restart.
+    restart = ["restart = true"] if experiment == "supervised" else []
     atomic_write_text(os.path.join(workspace, "trackers.ini"), "\n".join([
         "[jtrack]", "label = jtrack", "protocol = traxpython",
         "command = jtrack.adapters.vot_run", f"paths = {REPO}", f"timeout = {timeout}",
-        f"env_JTRACK_VOT_CONFIG = {config_words}", ""]))
+        *restart, f"env_JTRACK_VOT_CONFIG = {config_words}", ""]))
     return names
 
 
@@ -84,17 +115,19 @@ def main(argv):
     if not sequences:
         raise app.UsageError("no VOT sequence given or found under the data root")
     workspace = os.path.abspath(FLAGS.workspace)
-    names = build_workspace(workspace, sequences, FLAGS.config, FLAGS.timeout)
+    names = build_workspace(workspace, sequences, FLAGS.config, FLAGS.timeout,
+                            FLAGS.experiment)
     for command in ("evaluate", "analysis"):
         subprocess.run([sys.executable, "-m", "vot", command, "--workspace", workspace,
                         "jtrack"], check=True)
     reports = sorted(glob.glob(os.path.join(workspace, "analysis", "*.json")))
     with open(reports[-1]) as f:
         report = json.load(f)
-    accuracy = report["results"]["baseline"]["results"]
-    print(f"vot-toolkit {report['toolkit']}, one-pass experiment, average accuracy "
+    baseline = report["results"]["baseline"]  # one result per analysis, in stack order
+    analyses = [a["name"] for a in baseline["parameters"]["analyses"]]
+    print(f"vot-toolkit {report['toolkit']}, {FLAGS.experiment} experiment "
           f"(report {os.path.relpath(reports[-1], workspace)}):")
-    print(json.dumps({"sequences": names, "accuracy": accuracy}))
+    print(json.dumps({"sequences": names, **dict(zip(analyses, baseline["results"]))}))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class MultiTrackerState:
     Attributes:
       backbone: conv trunk parameters, one copy shared by every target.
       head_init: head parameters a new target starts from (:func:`add_target`).
+      head_lr: their per-element first-frame rates (a meta-learned head,
+        :mod:`jtrack.meta`), or None: the config's per-layer rates.
       targets: a :class:`TrackerState` whose leaves all have a leading
         ``(capacity,)`` axis; its ``backbone`` field is None.
       active: ``(capacity,) bool``, which slots hold a tracked target.
@@ -70,6 +72,7 @@ class MultiTrackerState:
     targets: T.TrackerState
     active: jax.Array
     mesh: Mesh | None = flax.struct.field(pytree_node=False, default=None)
+    head_lr: Params = None
 
     @property
     def capacity(self) -> int:
@@ -131,6 +134,7 @@ def _place(state: MultiTrackerState) -> MultiTrackerState:
     return state.replace(
         backbone=parallel.replicate(state.backbone, state.mesh),
         head_init=parallel.replicate(state.head_init, state.mesh),
+        head_lr=parallel.replicate(state.head_lr, state.mesh),
         targets=parallel.shard(state.targets, state.mesh),
         active=parallel.shard(state.active, state.mesh))
 
@@ -168,7 +172,7 @@ def stack_states(params: dict, states: Sequence[T.TrackerState],
     active = jnp.arange(capacity) < len(states)
     return _place(MultiTrackerState(
         backbone=params["backbone"], head_init=params["head"],
-        targets=targets, active=active, mesh=mesh))
+        head_lr=params.get("head_lr"), targets=targets, active=active, mesh=mesh))
 
 
 def unstack_states(state: MultiTrackerState) -> list[T.TrackerState]:
@@ -232,13 +236,24 @@ def _backbone_batch(config: TrackerConfig, backbone: Params, images: jax.Array,
 
 
 @stored_jit(static_argnums=(0, 1))
-def _init_many_jit(config, mesh, backbone, head, images, rboxes, image_wh, boxes, keys):
-    def body(backbone, head, images, rboxes, image_wh, boxes, keys):
+def _init_many_jit(config, mesh, backbone, head, head_lr, images, rboxes, image_wh, boxes,
+                   keys):
+    def body(backbone, head, head_lr, images, rboxes, image_wh, boxes, keys):
         fmaps = _backbone_batch(config, backbone, images)
-        init_one = functools.partial(T._init_from_fmap, config, {"backbone": None, "head": head})
+        init_one = functools.partial(T._init_from_fmap, config,
+                                     _first_frame_params(None, head, head_lr))
         return jax.vmap(init_one)(fmaps, boxes, rboxes, image_wh, keys)
 
-    return _sharded(body, mesh, 7, (0, 1))(backbone, head, images, rboxes, image_wh, boxes, keys)
+    return _sharded(body, mesh, 8, (0, 1, 2))(backbone, head, head_lr, images, rboxes,
+                                              image_wh, boxes, keys)
+
+
+def _first_frame_params(backbone, head, head_lr) -> dict:
+    """The ``params`` of :func:`jtrack.init` for a new target."""
+    params = {"backbone": backbone, "head": head}
+    if head_lr is not None:
+        params["head_lr"] = head_lr
+    return params
 
 
 def _mask_output(out: T.TrackOutput, active: jax.Array) -> T.TrackOutput:
@@ -412,13 +427,13 @@ def init_many(config: TrackerConfig, params: dict, frame, boxes, key,
     images, rboxes, image_wh = _crop_many(frame, box, np.ones(capacity, np.float32),
                                           config.init_region_scale, config.init_region_size)
     shell = _place(MultiTrackerState(backbone=params["backbone"], head_init=params["head"],
-                                     targets=None, active=jnp.asarray(np.arange(capacity) < n),
-                                     mesh=mesh))
+                                     head_lr=params.get("head_lr"), targets=None,
+                                     active=jnp.asarray(np.arange(capacity) < n), mesh=mesh))
     if mesh is not None:
         images, rboxes, image_wh, box, keys = parallel.shard(
             (images, rboxes, image_wh, box, keys), mesh)
-    targets = _init_many_jit(config, mesh, shell.backbone, shell.head_init, images, rboxes,
-                             image_wh, box, keys)
+    targets = _init_many_jit(config, mesh, shell.backbone, shell.head_init, shell.head_lr,
+                             images, rboxes, image_wh, box, keys)
     return shell.replace(targets=targets)
 
 
@@ -489,7 +504,8 @@ def add_target(config: TrackerConfig, state: MultiTrackerState, frame, box, key
     Consumes ``state``. Returns ``(state, slot)``."""
     T._check_config(config)
     _check_multi_state(config, state)
-    one = T.init(config, {"backbone": state.backbone, "head": state.head_init}, frame, box, key)
+    one = T.init(config, _first_frame_params(state.backbone, state.head_init, state.head_lr),
+                 frame, box, key)
     one = one.replace(backbone=None)
     free = np.flatnonzero(~np.asarray(state.active))
     if free.size == 0:

@@ -9,7 +9,9 @@ provably unchanged and it keeps no optimizer state). Gradients are clipped by
 global norm first, as py-MDNet does.
 
 The initial and the online optimizer differ only in the learning rate and
-share the same state structure, so one ``opt_state`` serves both.
+share the same state structure, so one ``opt_state`` serves both. A
+meta-learned head brings its own per-element first-frame rates instead
+(:func:`elementwise_sgd`).
 """
 
 from __future__ import annotations
@@ -54,3 +56,23 @@ def tracker_optimizers(config) -> tuple[optax.GradientTransformation,
               grad_clip=config.grad_clip)
     return (make_optimizer(config.layer_lr, config.lr_init, **kw),
             make_optimizer(config.layer_lr, config.lr_update, **kw))
+
+
+def elementwise_sgd(rates: Any, first_order: bool = False) -> optax.GradientTransformation:
+    """Plain SGD with one learning rate per parameter element: ``update =
+    -rates * grad`` (Meta-SGD; ``rates`` has the parameters' tree). Stateless,
+    so it differentiates cleanly in ``rates`` and the initial parameters
+    (:mod:`jtrack.meta`). ``first_order`` stops the gradient through ``grad``
+    (no second derivatives; ``rates`` still get theirs)."""
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(grads, state, params=None):
+        del params
+        if first_order:
+            grads = jax.lax.stop_gradient(grads)
+        return jax.tree.map(lambda r, g: -r * g, rates, grads), state
+
+    return optax.GradientTransformation(init, update)

@@ -260,54 +260,20 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
     (h, w, C) of the first-frame region ``rbox`` (4,) (cropped at
     ``config.init_region_size``), ``box`` (4,), ``image_wh`` (2,).
     ``params['backbone']`` is only stored in the state (may be None)."""
-    size = config.init_region_size
-    area = region.intersect(rbox, jnp.concatenate([jnp.zeros(2), image_wh]))
     ks = jax.random.split(key, 9)
-
-    def select(k_sel, cands, lo, hi, n):
-        cands = _clip_to_area(cands, area, config.min_box_size)
-        return sampling.select_by_iou(k_sel, cands, box, lo, hi, n)
-
-    pos, pos_ok = select(ks[1], sampling.gaussian(
-        ks[0], box, 2 * config.n_pos_init, config.pos_trans, config.pos_scale),
-        config.pos_iou_init, 1.0, config.n_pos_init)
-    half = config.n_neg_init
-    neg_pool = jnp.concatenate([
-        sampling.uniform(ks[2], box, half, config.neg_trans_init, config.neg_scale_init),
-        sampling.whole(ks[3], box, area, half, config.neg_scale_init)])
-    neg, neg_ok = select(ks[4], neg_pool, 0.0, config.neg_iou_init, config.n_neg_init)
-    reg, reg_ok = select(ks[6], sampling.uniform(
-        ks[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale,
-        config.bbreg_aspect),
-        config.bbreg_iou, 1.0, config.n_bbreg)
-
-    feats = pool_features(config, fmap, region.to_region(
-        jnp.concatenate([pos, neg, reg]), rbox, size))
-    pos_f, neg_f = feats[:config.n_pos_init], feats[config.n_pos_init:-config.n_bbreg]
-    reg_f = feats[-config.n_bbreg:]
-
-    d = feats.shape[-1]
-    w = (bbreg_lib.fit(reg_f, reg, box, reg_ok, config.bbreg_alpha) if config.bbreg
-         else jnp.zeros((d + 1, 4), jnp.float32))
+    s = first_frame_samples(config, fmap, box, rbox, image_wh, ks[:7])
+    w = (bbreg_lib.fit(s["reg_f"], s["reg"], box, s["reg_ok"], config.bbreg_alpha)
+         if config.bbreg else jnp.zeros((s["reg_f"].shape[-1] + 1, 4), jnp.float32))
     # A degenerate fit (e.g. an all-black first frame) must not put NaN in
     # the state: zero weights mean "no refinement".
     w = jnp.where(jnp.all(jnp.isfinite(w)), w, 0.0)
-
-    mem = memory.create(pos_f, pos_ok, config.frames_long, config.n_pos_update,
+    mem = memory.create(s["pos_f"], s["pos_ok"], config.frames_long, config.n_pos_update,
                         config.frames_short, config.n_neg_update)
-    # The first frame's negatives seed the pool used for the initial training;
-    # a random subset of them stays in the short-term memory.
-    init_mem = mem.replace(neg=neg_f[None], neg_valid=neg_ok[None],
-                           neg_frame=jnp.zeros((1,), jnp.int32))
-    opt_first, _ = optim.tracker_optimizers(config)
-    head = params["head"]
-    opt_state = opt_first.init(head)
-    head, opt_state, _ = _train(config, opt_first, head, opt_state, init_mem,
-                                jnp.int32(0), config.frames_long, ks[7],
-                                config.iters_init)
-    mem = memory.write_negatives(mem, neg_f[:config.n_neg_update],
-                                 neg_ok[:config.n_neg_update], jnp.int32(0),
-                                 B.to_relative(neg[:config.n_neg_update], box))
+    head, opt_state = train_first_frame(config, params["head"], params.get("head_lr"), mem,
+                                        s["neg_f"], s["neg_ok"], ks[7])
+    n = config.n_neg_update
+    mem = memory.write_negatives(mem, s["neg_f"][:n], s["neg_ok"][:n], jnp.int32(0),
+                                 B.to_relative(s["neg"][:n], box))
     return TrackerState(
         backbone=params["backbone"], head=head, opt_state=opt_state, memory=mem,
         bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
@@ -315,6 +281,58 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         scores=jnp.ones((config.score_history,), jnp.float32),
         image_wh=image_wh, init_wh=box[2:], pending=jnp.zeros((), jnp.int32),
         window=jnp.asarray(config.frames_long, jnp.int32))
+
+
+def first_frame_samples(config: TrackerConfig, fmap: jax.Array, box: jax.Array,
+                        rbox: jax.Array, image_wh: jax.Array, keys: jax.Array) -> dict:
+    """The first frame's training samples, drawn and pooled from ``fmap`` of
+    the first-frame region ``rbox``: ``pos``/``neg``/``reg`` (n, 4) xywh
+    boxes (positives, negatives, regression samples), ``*_ok`` (n,) bool and
+    ``*_f`` (n, D) pooled features. ``keys``: (7,) PRNG keys."""
+    area = region.intersect(rbox, jnp.concatenate([jnp.zeros(2), image_wh]))
+
+    def select(k_sel, cands, lo, hi, n):
+        cands = _clip_to_area(cands, area, config.min_box_size)
+        return sampling.select_by_iou(k_sel, cands, box, lo, hi, n)
+
+    pos, pos_ok = select(keys[1], sampling.gaussian(
+        keys[0], box, 2 * config.n_pos_init, config.pos_trans, config.pos_scale),
+        config.pos_iou_init, 1.0, config.n_pos_init)
+    half = config.n_neg_init
+    neg_pool = jnp.concatenate([
+        sampling.uniform(keys[2], box, half, config.neg_trans_init, config.neg_scale_init),
+        sampling.whole(keys[3], box, area, half, config.neg_scale_init)])
+    neg, neg_ok = select(keys[4], neg_pool, 0.0, config.neg_iou_init, config.n_neg_init)
+    reg, reg_ok = select(keys[6], sampling.uniform(
+        keys[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale,
+        config.bbreg_aspect),
+        config.bbreg_iou, 1.0, config.n_bbreg)
+    feats = pool_features(config, fmap, region.to_region(
+        jnp.concatenate([pos, neg, reg]), rbox, config.init_region_size))
+    n_pos, n_neg = config.n_pos_init, config.n_neg_init
+    return {"pos": pos, "pos_ok": pos_ok, "pos_f": feats[:n_pos],
+            "neg": neg, "neg_ok": neg_ok, "neg_f": feats[n_pos:n_pos + n_neg],
+            "reg": reg, "reg_ok": reg_ok, "reg_f": feats[n_pos + n_neg:]}
+
+
+def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,
+                      mem: memory.SampleMemory, neg_f: jax.Array, neg_ok: jax.Array,
+                      key: jax.Array, first_order: bool = False) -> tuple[Params, Any]:
+    """The head after the first frame's ``iters_init`` SGD steps on the
+    positives in ``mem`` and the negatives ``neg_f`` (N, D); returns (head,
+    online optimizer state). ``head_lr`` None: the config's per-layer rates
+    with momentum, whose state carries on into the online updates. Given
+    (a meta-learned head's per-element rates, :mod:`jtrack.meta`): plain SGD
+    at those rates, and a fresh online optimizer state. Differentiable in
+    ``head`` and ``head_lr`` (``first_order``: no second derivatives)."""
+    # All the first frame's negatives form the pool of the initial training.
+    init_mem = mem.replace(neg=neg_f[None], neg_valid=neg_ok[None],
+                           neg_frame=jnp.zeros((1,), jnp.int32))
+    opt_first, _ = optim.tracker_optimizers(config)
+    opt = opt_first if head_lr is None else optim.elementwise_sgd(head_lr, first_order)
+    head, opt_state, _ = _train(config, opt, head, opt.init(head), init_mem, jnp.int32(0),
+                                config.frames_long, key, config.iters_init)
+    return head, (opt_state if head_lr is None else opt_first.init(head))
 
 
 def _step_core(config: TrackerConfig, state: TrackerState, region_image: jax.Array,
@@ -560,6 +578,10 @@ def _check_params(config: TrackerConfig, params) -> None:
     want = _expected_params(config.backbone, feature_dim(config), config.hidden)
     if want is not None:
         _check_tree(params, want, "params", f"params for backbone {config.backbone!r}")
+    if "head_lr" in params:  # per-element first-frame rates (jtrack.meta)
+        _check_tree(params["head_lr"], jax.tree.map(lambda a: tuple(np.shape(a)),
+                                                    dict(params["head"])),
+                    "params['head_lr']", "first-frame rates (one per head element)")
 
 
 def _check_state(config: TrackerConfig, state) -> None:

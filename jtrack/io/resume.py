@@ -64,5 +64,5 @@ def from_saved(params: dict, saved: dict) -> multi.MultiTrackerState:
     targets = saved["targets"]
     return multi.MultiTrackerState(
         backbone=params["backbone"], head_init=params["head"],
-        targets=targets.replace(key=jax.random.wrap_key_data(targets.key)),
+        head_lr=params.get("head_lr"), targets=targets.replace(key=jax.random.wrap_key_data(targets.key)),
         active=saved["active"])
