@@ -142,20 +142,48 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     log per-epoch metrics to ``<ckpt_dir>/log.jsonl`` (+ ``log.png``) and
     export fc4/fc5 to ``out``. Returns the last epoch's log record."""
     import jax
-    from tqdm import tqdm
 
     from jtrack import get_backbone, parallel
-    from jtrack.pretrain import (Checkpoints, evaluate, held_batches, init_state, make_eval,
-                                 make_optimizer, make_step, save_head, summarize, train_steps)
+    from jtrack.pretrain import (evaluate, held_batches, init_state, make_eval, make_optimizer,
+                                 make_step, save_head, summarize, train_steps)
 
     mesh = parallel.make_mesh(FLAGS.devices, devices=jax.devices())  # all processes' devices
-    primary = jax.process_index() == 0
-    progress = progress and primary
     state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)
     if config.train_backbone:  # start from the backbone the tracker would use
         bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
         state["params"]["backbone"] = parallel.replicate(bb_params, mesh)
         state["opt_state"] = parallel.replicate(make_optimizer(config).init(state["params"]), mesh)
+    step_fn, eval_fn = make_step(config, mesh), make_eval(config, mesh)
+    state, rec = fit(
+        "pretrain", state, config, domains, ckpt_dir, mesh, progress,
+        advance=lambda st, n, on_step: train_steps(config, st, domains, n, step_fn, on_step),
+        summarize=summarize,
+        held=lambda params: evaluate(config, params, held_batches(config, domains), eval_fn,
+                                     jax.random.key(FLAGS.seed + 1)))
+    if jax.process_index() == 0:
+        save_head(out, config, jax.device_get(state["params"]), {
+            "steps": int(state["step"]), "domains": [d.name for d in domains],
+            "frames": {d.name: len(d) for d in domains}, "excluded": list(exclude),
+            "seed": FLAGS.seed, "data_seed": FLAGS.data_seed, "final": rec})
+        print(f"wrote {out}")
+    return rec
+
+
+def fit(name: str, state: dict, config, domains, ckpt_dir: str, mesh, progress: bool,
+        advance, summarize, held) -> tuple[dict, dict]:
+    """The loop shared by pretraining and meta-training: resume from
+    ``ckpt_dir`` (settings: ``config``, the domains, seeds, holdout), run
+    ``advance(state, n, on_step) -> (state, metrics)`` to ``--steps``,
+    checkpoint every ``--ckpt_every`` steps, and per epoch (every domain once)
+    log ``summarize(metrics)`` and ``held(params)`` to ``log.jsonl``;
+    plot the curves at the end. Every process of a distributed run calls it;
+    process 0 alone logs. Returns (state, the last log record)."""
+    import jax
+    from tqdm import tqdm
+
+    from jtrack.pretrain import Checkpoints
+
+    primary = jax.process_index() == 0
     meta = json.loads(json.dumps({
         "config": dataclasses.asdict(config), "domains": [d.name for d in domains],
         "seed": FLAGS.seed, "data_seed": FLAGS.data_seed, "holdout": FLAGS.holdout}))
@@ -164,12 +192,10 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     if restored is not None:
         state = restored
         _say(f"resumed from step {int(state['step'])} in {ckpt_dir}")
-    step_fn = make_step(config, mesh)
-    eval_fn = make_eval(config, mesh)
     n_dom = len(domains)
     log_path = os.path.join(ckpt_dir, "log.jsonl")
-    bar = tqdm(total=FLAGS.steps, initial=int(state["step"]), desc="pretrain",
-               disable=not progress)
+    bar = tqdm(total=FLAGS.steps, initial=int(state["step"]), desc=name,
+               disable=not (progress and primary))
     epoch_metrics: list = []
     rec: dict = {}
 
@@ -182,12 +208,10 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     while int(state["step"]) < FLAGS.steps:
         s = int(state["step"])
         n = min(FLAGS.steps, (s // n_dom + 1) * n_dom) - s  # to the end of the epoch
-        state, ms = train_steps(config, state, domains, n, step_fn, on_step)
+        state, ms = advance(state, n, on_step)
         epoch_metrics.extend(ms)
         if int(state["step"]) % n_dom == 0 or int(state["step"]) == FLAGS.steps:
-            train_m = summarize(epoch_metrics)
-            held_m = evaluate(config, state["params"], held_batches(config, domains),
-                              eval_fn, jax.random.key(FLAGS.seed + 1))
+            train_m, held_m = summarize(epoch_metrics), held(state["params"])
             epoch_metrics = []
             rec = {"step": int(state["step"]), "epoch": int(state["step"]) / n_dom,
                    "train": train_m, "held": held_m}
@@ -202,24 +226,17 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     done = int(state["step"]) - start
     if done:
         _say(f"{done} steps in {time.perf_counter() - t_train:.1f}s on "
-              f"{mesh.devices.size} device(s) in {jax.process_count()} process(es)")
+             f"{mesh.devices.size} device(s) in {jax.process_count()} process(es)")
     ckpt.maybe_save(int(state["step"]), state, meta, force=True)
     ckpt.wait()
     ckpt.close()
-    if not primary:
-        return rec
-    try:
-        from jtrack.eval.plots import plot_training_log
-        print(f"curves: {plot_training_log(log_path, os.path.splitext(log_path)[0] + '.png')}")
-    except ImportError:
-        print("curves not plotted: matplotlib missing (pip install 'jtrack[plots]')")
-    save_head(out, config, jax.device_get(state["params"]),
-              {"steps": int(state["step"]), "domains": [d.name for d in domains],
-               "frames": {d.name: len(d) for d in domains}, "excluded": list(exclude),
-               "seed": FLAGS.seed, "data_seed": FLAGS.data_seed,
-               "final": rec})
-    print(f"wrote {out}")
-    return rec
+    if primary:
+        try:
+            from jtrack.eval.plots import plot_training_log
+            print(f"curves: {plot_training_log(log_path, os.path.splitext(log_path)[0] + '.png')}")
+        except ImportError:
+            print("curves not plotted: matplotlib missing (pip install 'jtrack[plots]')")
+    return state, rec
 
 
 def sources_from_flags(exclude) -> list:
@@ -235,8 +252,10 @@ def sources_from_flags(exclude) -> list:
     return sources
 
 
-def main(argv):
-    del argv
+def run(program: str, make_config, prepare, train, default_out: str) -> None:
+    """A training program's main, shared by pretraining and meta-training:
+    join a distributed run, check the flags, prepare the domains, ``train``
+    and (process 0) write the result's manifest."""
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
         index, count = initialize_from_flags(FLAGS)
@@ -255,7 +274,7 @@ def main(argv):
          + ", ".join(n for n, _ in sources))
     t0 = time.perf_counter()
     domains = prepare(config, sources, FLAGS.progress and index == 0)
-    out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, "head.npz")
+    out = FLAGS.out or os.path.join(FLAGS.ckpt_dir, default_out)
     train(config, domains, FLAGS.ckpt_dir, out, FLAGS.exclude, FLAGS.progress)
     if index:  # process 0 writes the manifest
         return
@@ -266,7 +285,7 @@ def main(argv):
 
     from jtrack.pretrain.head import write_manifest
     path = os.path.splitext(out)[0] + ".json"
-    write_manifest(out, path, "python -m experiments.pretrain " + " ".join(sys.argv[1:]), {
+    write_manifest(out, path, f"python -m {program} " + " ".join(sys.argv[1:]), {
         "recipe": json.loads(json.dumps(dataclasses.asdict(config))),
         "holdout": FLAGS.holdout,
         "wall_s_this_run": round(time.perf_counter() - t0, 1),
@@ -274,6 +293,11 @@ def main(argv):
                    f"on {jax.default_backend()}, {jax.device_count()} device(s) in "
                    f"{jax.process_count()} process(es)"})
     print(f"wrote {path}")
+
+
+def main(argv):
+    del argv
+    run("experiments.pretrain", make_config, prepare, train, "head.npz")
 
 
 if __name__ == "__main__":

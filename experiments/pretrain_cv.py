@@ -1,4 +1,5 @@
-"""Leave-domains-out validation of a pretraining recipe and its online settings.
+"""Leave-domains-out validation of a pretraining (or meta-training) recipe and
+its online settings.
 
     python -m experiments.pretrain_cv --roots=../shared/data/train --synthetic=0 \
         --steps=400 --lr=0.005 --out_dir=/tmp/cv/frozen \
@@ -11,7 +12,10 @@ folds of 4, both Jogging targets in one fold since they share a video), it
 pretrains on every other domain with the recipe given by
 ``experiments.pretrain``'s flags (``<out_dir>/fold_<k>/``: checkpoints,
 ``log.jsonl``, ``log.png``, ``head.npz``), then tracks each held-out domain
-full length with every variant and seed (:mod:`jtrack.eval.compare`). All
+full length with every variant and seed (:mod:`jtrack.eval.compare`). With
+``--meta`` the folds are meta-trained instead, with ``experiments.meta_train``'s
+flags (``<out_dir>/fold_<k>/meta_head.npz``; its variants load it as
+``"head": "pretrained"`` with ``iters_init`` = ``--inner_steps``). All
 domains are prepared once and shared by the folds. Rerunning resumes: finished
 pretraining and finished tracking runs are kept. Results go to
 ``<out_dir>/results.json``; a markdown table per fold and over all folds is
@@ -24,7 +28,7 @@ import os
 
 from absl import app, flags, logging
 
-from experiments import pretrain
+from experiments import meta_train, pretrain
 from jtrack.eval.compare import evaluate, load_specs, read_sequences, table
 
 FLAGS = flags.FLAGS
@@ -40,6 +44,7 @@ flags.DEFINE_string("variant_specs", None, "JSON file naming more variants "
                     "(jtrack.eval.compare).")
 flags.DEFINE_string("out_dir", None, "REQUIRED. Output folder (resumed if it exists).")
 flags.DEFINE_integer("eval_frames", None, "Truncate the tracked sequences (quick runs).")
+flags.DEFINE_bool("meta", False, "Meta-train the folds (experiments.meta_train's flags).")
 
 
 def parse_folds(text: str) -> list[list[str]]:
@@ -63,14 +68,19 @@ def main(argv):
         raise app.UsageError("--out_dir is required")
     folds = parse_folds(FLAGS.folds)
     specs = load_specs(FLAGS.variant_specs, FLAGS.variants)
-    config = pretrain.make_config()
+    if FLAGS.meta and FLAGS.start == "shipped":
+        raise app.UsageError("--start=shipped: the shipped head was pretrained on every "
+                             "domain, the held-out ones included")
+    recipe = meta_train if FLAGS.meta else pretrain
+    config = recipe.make_config()
+    base = pretrain.make_config().tracker  # the network; variants set the rest
     sources = pretrain.sources_from_flags(FLAGS.exclude or [])
     names = [n for n, _ in sources]
     for k, fold in enumerate(folds):
         missing = set(fold) - set(names)
         if missing:
             raise app.UsageError(f"fold {k}: {sorted(missing)} not among the domains {names}")
-    domains = pretrain.prepare(config, sources, FLAGS.progress)
+    domains = recipe.prepare(config, sources, FLAGS.progress)
     seqs = {s.name: s for s in read_sequences(FLAGS.roots, FLAGS.eval_frames)}
     results_path = os.path.join(FLAGS.out_dir, "results.json")
     results = {}
@@ -78,14 +88,14 @@ def main(argv):
         if FLAGS.only_folds and str(k) not in FLAGS.only_folds:
             continue
         fold_dir = os.path.join(FLAGS.out_dir, f"fold_{k}")
-        head = os.path.join(fold_dir, "head.npz")
+        head = os.path.join(fold_dir, "meta_head.npz" if FLAGS.meta else "head.npz")
         keep, _ = apply_exclude([d.name for d in domains], fold)
         if not os.path.exists(head):
             print(f"fold {k}: pretraining on {len(keep)} domains, holding out {fold}")
-            pretrain.train(config, [domains[i] for i in keep], os.path.join(fold_dir, "ckpt"),
-                           head, fold, FLAGS.progress)
+            recipe.train(config, [domains[i] for i in keep], os.path.join(fold_dir, "ckpt"),
+                         head, fold, FLAGS.progress)
         results = evaluate([seqs[n] for n in fold], specs, [int(s) for s in FLAGS.seeds],
-                           head, results_path, config.tracker, tag=f"fold_{k}")
+                           head, results_path, base, tag=f"fold_{k}")
     lines = []
     for k in range(len(folds)):
         part = {n: r for n, r in results.items() if r["fold"] == f"fold_{k}"}

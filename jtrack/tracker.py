@@ -307,12 +307,16 @@ def first_frame_samples(config: TrackerConfig, fmap: jax.Array, box: jax.Array,
         keys[5], box, 4 * config.n_bbreg, config.bbreg_trans, config.bbreg_scale,
         config.bbreg_aspect),
         config.bbreg_iou, 1.0, config.n_bbreg)
-    feats = pool_features(config, fmap, region.to_region(
-        jnp.concatenate([pos, neg, reg]), rbox, config.init_region_size))
-    n_pos, n_neg = config.n_pos_init, config.n_neg_init
+    def pool(boxes):
+        return pool_features(config, fmap, region.to_region(boxes, rbox,
+                                                            config.init_region_size))
+
+    feats = pool(jnp.concatenate([pos, neg]))
+    n_pos = config.n_pos_init
+    # regression samples pooled apart: unused outputs (meta-learning) cost nothing
     return {"pos": pos, "pos_ok": pos_ok, "pos_f": feats[:n_pos],
-            "neg": neg, "neg_ok": neg_ok, "neg_f": feats[n_pos:n_pos + n_neg],
-            "reg": reg, "reg_ok": reg_ok, "reg_f": feats[n_pos + n_neg:]}
+            "neg": neg, "neg_ok": neg_ok, "neg_f": feats[n_pos:],
+            "reg": reg, "reg_ok": reg_ok, "reg_f": pool(reg)}
 
 
 def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,

@@ -84,7 +84,7 @@ def plot_training_log(log_path: str, png_path: str) -> str:
                     label=part)
         ax.set(title=m, xlabel="step")
         ax.grid(alpha=0.3)
-        if m != "loss":
+        if not m.startswith("loss"):
             ax.set_ylim(0, 1.02)
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()

@@ -84,6 +84,29 @@ def _backbone_apply(name: str, params, images):
     return nets.get_backbone(name).apply(params, images.astype(jnp.float32))
 
 
+def encode(backbone: str, params, crops: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """(T, S, S, 3) uint8 crops -> (T, h, w, C) float32 feature maps, ``chunk``
+    crops per backbone call (one fixed shape: one compilation)."""
+    pad = -len(crops) % chunk
+    padded = np.concatenate([crops, np.repeat(crops[-1:], pad, 0)]) if pad else crops
+    return np.concatenate([
+        np.asarray(_backbone_apply(backbone, params, padded[s:s + chunk]))
+        for s in range(0, len(padded), chunk)])[:len(crops)]
+
+
+def crop(frame: np.ndarray, box: np.ndarray, scale: float, size: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker's search region of ``box`` in ``frame``: (size, size, 3)
+    uint8 crop of ``scale`` x the box, and its (4,) xywh region box."""
+    img, rb = _crop(jnp.asarray(frame), jnp.asarray(box), scale, size)
+    return np.asarray(img), np.asarray(rb)
+
+
+def valid_box(box: np.ndarray) -> bool:
+    """A usable ground-truth box: finite, positive size (else: target absent)."""
+    return bool(np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0)
+
+
 def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarray],
                    gt: np.ndarray, backbone_params=None, holdout: float = 0.1,
                    chunk: int = 8) -> Domain:
@@ -108,12 +131,12 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
         if i >= len(gt):
             raise ValueError(f"domain {name!r}: more frames than the {len(gt)} ground-truth rows")
         b = gt[i]
-        if not (np.all(np.isfinite(b)) and b[2] > 0 and b[3] > 0):
+        if not valid_box(b):
             continue
-        img, rb = _crop(jnp.asarray(frame), jnp.asarray(b), tc.region_scale, tc.region_size)
-        crops.append(np.asarray(img))
+        img, rb = crop(frame, b, tc.region_scale, tc.region_size)
+        crops.append(img)
         boxes.append(b)
-        rboxes.append(np.asarray(rb))
+        rboxes.append(rb)
         whs.append((frame.shape[1], frame.shape[0]))
     if n_seen != len(gt):
         raise ValueError(f"domain {name!r}: {n_seen} frames but {len(gt)} ground-truth rows")
@@ -124,11 +147,7 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
     if not config.train_backbone:
         if backbone_params is None:
             raise ValueError("prepare_domain needs backbone_params with a frozen backbone")
-        pad = -len(data) % chunk  # fixed chunk shape: one compilation
-        padded = np.concatenate([data, np.repeat(data[-1:], pad, 0)]) if pad else data
-        data = np.concatenate([
-            np.asarray(_backbone_apply(tc.backbone, backbone_params, padded[s:s + chunk]))
-            for s in range(0, len(padded), chunk)])[:len(crops)]
+        data = encode(tc.backbone, backbone_params, data, chunk)
     n = len(crops)
     n_held = min(int(round(holdout * n)), n - 1)
     return Domain(name=name, data=data, gt=np.stack(boxes).astype(np.float32),

@@ -28,7 +28,7 @@ from jtrack.tracker import feature_dim, init_params
 _META = "__meta__"
 
 
-def _geometry(tc: TrackerConfig) -> dict:
+def geometry(tc: TrackerConfig) -> dict:
     """The TrackerConfig fields a head is tied to: the features it was trained
     on (backbone, pooling, normalisation, pixels per target) and its width."""
     return {"backbone": tc.backbone, "roi_size": tc.roi_size,
@@ -79,10 +79,18 @@ def save_head(path: str, config: PretrainConfig, params: dict, extra: dict | Non
     ``path``, with the mean of the per-domain fc6 branches as ``fc6``: a
     generic target-vs-background layer a tracker may start from."""
     fc6 = jax.tree.map(lambda a: np.asarray(a).mean(axis=0), params["fc6"])
-    arrays = {**_flatten({"fc4": params["fc4"], "fc5": params["fc5"], "fc6": fc6}, "head")}
+    trees = {"head": {"fc4": params["fc4"], "fc5": params["fc5"], "fc6": fc6}}
     if "backbone" in params:
-        arrays.update(_flatten(params["backbone"], "backbone"))
-    meta = {**_geometry(config.tracker), **(extra or {})}
+        trees["backbone"] = params["backbone"]
+    write_head_file(path, trees, {**geometry(config.tracker), **(extra or {})})
+
+
+def write_head_file(path: str, trees: dict, meta: dict) -> None:
+    """Write ``trees`` ({prefix: params}, e.g. ``head``, ``head_lr``,
+    ``backbone``) and the JSON ``meta`` as one ``.npz``, atomically."""
+    arrays = {}
+    for prefix, tree in trees.items():
+        arrays.update(_flatten(tree, prefix))
     arrays[_META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -100,9 +108,10 @@ def write_manifest(head_path: str, manifest_path: str, command: str, extra: dict
     man = {"file": os.path.basename(head_path), "command": command,
            "jtrack_version": jtrack.__version__,
            "sha256": arrays_sha256(head_path),
-           "must_match": {k: meta[k] for k in _geometry(TrackerConfig()) if k != "feature_dim"},
+           "must_match": {k: meta[k] for k in (*geometry(TrackerConfig()), "iters_init")
+                          if k != "feature_dim" and k in meta},
            "backbone_trained": backbone is not None,
-           **{k: v for k, v in meta.items() if k not in _geometry(TrackerConfig())},
+           **{k: v for k, v in meta.items() if k not in geometry(TrackerConfig())},
            **extra}
     atomic_write_bytes(manifest_path, (json.dumps(man, indent=1) + "\n").encode())
     return man
@@ -110,13 +119,7 @@ def write_manifest(head_path: str, manifest_path: str, command: str, extra: dict
 
 def read_head(path: str) -> tuple[dict, dict | None, dict]:
     """(head {'fc4', 'fc5'}, backbone params or None, metadata) from ``path``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained head file not found: {path}")
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    if _META not in arrays:
-        raise ValueError(f"{path}: not a jtrack pretrained head (no metadata)")
-    meta = json.loads(arrays.pop(_META).tobytes().decode())
+    arrays, meta = _read(path)
     head = _unflatten(arrays, "head")
     for layer in ("fc4", "fc5"):
         if set(head.get(layer, {})) != {"kernel", "bias"}:
@@ -124,6 +127,22 @@ def read_head(path: str) -> tuple[dict, dict | None, dict]:
                              f"(have {sorted(head.get(layer, {}))})")
     backbone = _unflatten(arrays, "backbone") or None
     return head, backbone, meta
+
+
+def read_rates(path: str) -> dict | None:
+    """The per-element first-frame rates of a meta-learned head
+    (:mod:`jtrack.meta`), or None for a pretrained head."""
+    return _unflatten(_read(path)[0], "head_lr") or None
+
+
+def _read(path: str) -> tuple[dict, dict]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained head file not found: {path}")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    if _META not in arrays:
+        raise ValueError(f"{path}: not a jtrack pretrained head (no metadata)")
+    return arrays, json.loads(arrays.pop(_META).tobytes().decode())
 
 
 def load_head(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file") -> dict:
@@ -136,7 +155,7 @@ def load_head(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file
     if fc6 not in ("file", "random"):
         raise ValueError(f"fc6 must be 'file' or 'random', got {fc6!r}")
     head, _, meta = read_head(path)
-    want = _geometry(config)
+    want = geometry(config)
     # Files written before region_size/region_scale were recorded skip those.
     diff = {k: (meta.get(k), v) for k, v in want.items() if k in meta and meta[k] != v}
     if diff:
@@ -155,7 +174,9 @@ def load_head(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file
 def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file") -> dict:
     """``{'backbone', 'head'}`` for :func:`jtrack.init`: :func:`jtrack.init_params`
     with the head (:func:`load_head`) and a trained backbone, if the file has
-    one, from ``path``."""
+    one, from ``path``; plus ``head_lr`` for a meta-learned head (its
+    first-frame rates, learned for ``iters_init`` steps: the config must
+    have the same)."""
     kp, kh = jax.random.split(key)
     params = init_params(config, kp, head="random")
     _, backbone, _ = read_head(path)
@@ -167,4 +188,14 @@ def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "fi
                              f"{config.backbone!r}")
         params["backbone"] = backbone
     params["head"] = load_head(path, config, kh, fc6)
+    rates = read_rates(path)
+    if rates is not None:
+        k = _read(path)[1]["iters_init"]
+        if config.iters_init != k:
+            raise ValueError(f"{path} was meta-learned for iters_init={k} first-frame "
+                             f"steps, but the config has iters_init={config.iters_init}")
+        if fc6 != "file":
+            raise ValueError(f"{path} is meta-learned: its rates belong to its own fc6 "
+                             "(fc6='file')")
+        params["head_lr"] = jax.tree.map(np.asarray, rates)
     return params

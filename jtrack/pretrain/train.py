@@ -201,14 +201,26 @@ def train_steps(config: PretrainConfig, state: dict, domains: Seq[Domain], n_ste
     key depend only on (data_seed, key, step), so stopping and resuming from a
     saved state gives the same continuation. ``on_step(step, state)`` runs
     after each step (checkpointing, progress). Returns (state, metrics)."""
-    out = []
     data_seed = int(state["data_seed"])
+
+    def batch_at(s):
+        d, idx = draw(domains, config.frames_per_batch, data_seed, s)
+        return host_batch(config, domains[d], d, idx)
+
+    return run_steps(state, batch_at, n_steps, step_fn, on_step)
+
+
+def run_steps(state: dict, batch_at: Callable[[int], dict], n_steps: int,
+              step_fn: Callable, on_step: Callable[[int, dict], Any] | None = None
+              ) -> tuple[dict, list[dict]]:
+    """The loop of :func:`train_steps` for any batches: ``batch_at(step)``
+    must be a pure function of the step (exact resume); ``state`` holds
+    ``params``, ``opt_state``, ``step`` and ``key``."""
+    out = []
     for _ in range(n_steps):
         s = int(state["step"])
-        d, idx = draw(domains, config.frames_per_batch, data_seed, s)
-        batch = host_batch(config, domains[d], d, idx)
-        params, opt_state, metrics = step_fn(state["params"], state["opt_state"], batch,
-                                             step_key(state))
+        params, opt_state, metrics = step_fn(state["params"], state["opt_state"],
+                                             batch_at(s), step_key(state))
         state = dict(state, params=params, opt_state=opt_state, step=np.int32(s + 1))
         out.append(metrics)
         if on_step is not None:
