@@ -91,7 +91,7 @@ def main(argv):
         head = os.path.join(fold_dir, "meta_head.npz" if FLAGS.meta else "head.npz")
         keep, _ = apply_exclude([d.name for d in domains], fold)
         if not os.path.exists(head):
-            print(f"fold {k}: pretraining on {len(keep)} domains, holding out {fold}")
+            print(f"fold {k}: {'meta-training' if FLAGS.meta else 'pretraining'} on {len(keep)} domains, holding out {fold}")
             recipe.train(config, [domains[i] for i in keep], os.path.join(fold_dir, "ckpt"),
                          head, fold, FLAGS.progress)
         results = evaluate([seqs[n] for n in fold], specs, [int(s) for s in FLAGS.seeds],

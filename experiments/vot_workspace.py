@@ -88,13 +88,12 @@ def build_workspace(workspace: str, sequences: list[str], config_words: str,
     atomic_write_text(os.path.join(workspace, "config.yaml"),
                       yaml.safe_dump({"registry": ["./trackers.ini"],
                                       "stack": make_stack(experiment)}))
-    # The adapter serves one initialization per process; the toolkit sends a
-    # reset's initialization on the same connection unless told to restart.
-    restart = ["restart = true"] if experiment == "supervised" else []
+    # A reset re-initialises the running tracker on the same connection
+    # (the adapter serves any number of initialisations).
     atomic_write_text(os.path.join(workspace, "trackers.ini"), "\n".join([
         "[jtrack]", "label = jtrack", "protocol = traxpython",
         "command = jtrack.adapters.vot_run", f"paths = {REPO}", f"timeout = {timeout}",
-        *restart, f"env_JTRACK_VOT_CONFIG = {config_words}", ""]))
+        f"env_JTRACK_VOT_CONFIG = {config_words}", ""]))
     return names
 
 

@@ -188,6 +188,12 @@ def test_vot_adapter_through_a_real_trax_client(crossing, params):
             region, props = objects[0]
             boxes.append(region.bounds())
             confidences.append(float(props["confidence"]))
+        # a reset (reset-based experiment): initialise again on the same connection
+        gt2 = (crossing.gt[N] + [1, 1, 0, 0]).tolist()
+        start, _ = client.initialize(image(crossing.frames[N]),
+                                     [(trax.Rectangle.create(*gt2), {})], {})
+        assert np.allclose(start[0][0].bounds(), gt2)
+        after_reset = client.frame(image(crossing.frames[N + 1]), {}, [])[0][0][0].bounds()
         client.quit()
         assert tracker.wait(timeout=60) == 0
     finally:
@@ -198,3 +204,6 @@ def test_vot_adapter_through_a_real_trax_client(crossing, params):
     want = np.stack([ref.update(load_frame(f)) for f in crossing.frames[1:N]]) + [1, 1, 0, 0]
     np.testing.assert_allclose(np.array(boxes), want, atol=1e-3)
     assert all(0 <= c <= 1 for c in confidences)
+    ref.init(load_frame(crossing.frames[N]), crossing.gt[N])  # a fresh start, same seed
+    np.testing.assert_allclose(after_reset, ref.update(load_frame(crossing.frames[N + 1]))
+                               + [1, 1, 0, 0], atol=1e-3)

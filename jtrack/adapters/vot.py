@@ -107,7 +107,11 @@ class TraxHandle:
     """:func:`run_sequence`'s handle over a trax server (pip ``vot-trax``),
     the protocol vot-toolkit's ``traxpython`` trackers speak: rectangle
     regions, image paths, the confidence as a per-object property. Nothing
-    to copy from the VOT integration repository."""
+    to copy from the VOT integration repository.
+
+    A reset-based experiment re-initialises the tracker on the same
+    connection: :meth:`frame` then ends the current run (None) and
+    :meth:`restart` starts the next one."""
 
     def __init__(self, server=None):
         import trax
@@ -118,6 +122,10 @@ class TraxHandle:
         request = self.server.wait()
         if request.type != trax.TraxStatus.INITIALIZE:
             raise RuntimeError(f"trax: expected an initialize request, got {request.type!r}")
+        self._begin(request)
+        self._next = None  # an initialize request that ended the current run
+
+    def _begin(self, request) -> None:
         self._start = request.objects[0][0]
         self._image = request.image
         self._answer_start = True  # initialize is answered with the start region
@@ -133,6 +141,9 @@ class TraxHandle:
             request = self.server.wait()
             if request.type == self._trax.TraxStatus.QUIT:
                 return None
+            if request.type == self._trax.TraxStatus.INITIALIZE:
+                self._next = request
+                return None
             if request.type != self._trax.TraxStatus.FRAME:
                 raise RuntimeError(f"trax: expected a frame request, got {request.type!r}")
             self._image = request.image
@@ -141,6 +152,15 @@ class TraxHandle:
 
     def report(self, region, confidence: float) -> None:
         self.server.status([(region, {"confidence": confidence})])
+
+    def restart(self) -> bool:
+        """After a run ended: whether the toolkit re-initialised (a reset);
+        if so the handle now serves that run from its start region."""
+        if self._next is None:
+            return False
+        self._begin(self._next)
+        self._next = None
+        return True
 
     def quit(self) -> None:
         self.server.quit()
@@ -158,7 +178,10 @@ def main() -> None:
 
     enable_compilation_cache()  # a program: later sequences load init/step instead of compiling
     handle = TraxHandle()
-    run_sequence(handle, trax.Rectangle.create, StatefulTracker(config_from_env()))
+    tracker = StatefulTracker(config_from_env())
+    run_sequence(handle, trax.Rectangle.create, tracker)
+    while handle.restart():  # resets reuse the compiled tracker
+        run_sequence(handle, trax.Rectangle.create, tracker)
     handle.quit()
 
 

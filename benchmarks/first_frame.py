@@ -1,0 +1,85 @@
+"""First-frame time: the default 50-step init vs a meta-learned head's few steps.
+
+``jtrack.init`` (whole call, after its compilation) on the first frame of
+each sequence, for three variants: the default (random head, ``iters_init``
+50, 500 positives / 5000 negatives pooled), the meta-learned head with its
+few steps and smaller sample pools (``--meta_head``, :mod:`jtrack.meta`),
+and a random head with those same fast settings (what meta-learning must
+beat on accuracy). Prints median ms per sequence and the ratio to the
+default; the goal is a quarter of the 660 ms the first frame took on this
+CPU when it was set (165 ms).
+
+  PYTHONPATH=. python -m benchmarks.first_frame --meta_head=/tmp/meta/meta_head.npz
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from benchmarks import common
+
+SEQUENCES = ("otb/Diving", "otb/Crossing", "vot/ball1")
+GOAL_MS = 660.0 / 4
+FAST = dict(iters_init=5, n_pos_init=200, n_neg_init=800)
+
+
+def variants(meta_head: str | None, tiny: bool) -> dict:
+    """{name: (config, params)}."""
+    import jtrack
+    from jtrack.pretrain import load_params
+
+    out = {}
+    default = common.config(tiny)
+    out["default (random head, 50 steps)"] = (default, jtrack.init_params(default, jax.random.key(0)))
+    if meta_head:
+        cfg = common.config(tiny, **FAST)
+        out["meta-learned head, 5 steps"] = (cfg, load_params(meta_head, cfg, jax.random.key(0)))
+    cfg = common.config(tiny, **FAST)
+    out["random head, 5 steps"] = (cfg, jtrack.init_params(cfg, jax.random.key(0)))
+    return out
+
+
+def run(meta_head: str | None, repeats: int, tiny: bool) -> dict:
+    import jtrack
+
+    res = {}
+    for name, (cfg, params) in variants(meta_head, tiny).items():
+        row = {}
+        for seq in SEQUENCES:
+            frames, gt = common.load_frames(seq, 2)
+            keys = iter(range(10 ** 6))
+            row[seq] = common.bench(lambda: jtrack.init(cfg, params, frames[0], gt[0],
+                                                         jax.random.key(next(keys))),
+                                    warmup=2, repeats=repeats)
+        row["median_ms"] = float(np.median([row[s]["median_ms"] for s in SEQUENCES]))
+        res[name] = row
+    base = res["default (random head, 50 steps)"]["median_ms"]
+    for row in res.values():
+        row["vs_default"] = row["median_ms"] / base
+        row["vs_goal"] = row["median_ms"] / GOAL_MS
+    return {"variants": res, "goal_ms": GOAL_MS, "meta_head": meta_head}
+
+
+def table(r: dict) -> str:
+    rows = [[name] + [v[s]["median_ms"] for s in SEQUENCES]
+            + [v["median_ms"], v["vs_default"], v["vs_goal"]]
+            for name, v in r["variants"].items()]
+    return common.format_table(["init variant"] + [f"{s} ms" for s in SEQUENCES]
+                               + ["median ms", "x default", f"x goal ({GOAL_MS:.0f} ms)"], rows)
+
+
+def main(argv=None) -> dict:
+    p = common.parser(__doc__)
+    p.add_argument("--meta_head", default=None, help="meta-learned head (.npz) to time")
+    p.add_argument("--repeats", type=int, default=7)
+    a = p.parse_args(argv)
+    common.enable_compile_cache(a.compile_cache)
+    r = run(a.meta_head, a.repeats, a.tiny)
+    return common.report(a.out, "first_frame", r,
+                         f"jtrack.init on the first frame, median of {a.repeats} calls",
+                         table(r))
+
+
+if __name__ == "__main__":
+    main()
