@@ -34,9 +34,8 @@ from jtrack.learn import target_prob
 from jtrack.meta.config import MetaConfig
 from jtrack.meta.data import MetaDomain, draw, host_batch
 from jtrack.pretrain import model
-from jtrack.pretrain.train import batch_shardings, run_steps, sample_frame
-
-METRIC_KEYS = ("loss_sum", "loss_before_sum", "hits", "queries", "episodes")
+from jtrack.pretrain.train import (check_split, metric_ratios, run_steps, sample_frame,
+                                   sharded_eval, sharded_step)
 Params = dict
 
 
@@ -140,50 +139,22 @@ def make_step(config: MetaConfig, mesh) -> Callable:
     jitted over ``mesh`` (meta-parameters replicated, episodes split;
     ``episodes_per_batch`` must divide by the mesh size). Cached per
     (config, mesh)."""
-    optimizer = make_optimizer(config)
-    n = mesh.devices.size
-    if config.episodes_per_batch % n:
-        raise ValueError(f"episodes_per_batch {config.episodes_per_batch} does not split "
-                         f"evenly over {n} devices")
-    rep = parallel.replicated(mesh)
-
-    def step(meta, opt_state, batch, key):
-        (_, metrics), grads = jax.value_and_grad(
-            lambda p: _batch_loss(config, p, batch, key), has_aux=True)(meta)
-        updates, opt_state = optimizer.update(grads, opt_state, meta)
-        return optax.apply_updates(meta, updates), opt_state, metrics
-
-    jitted = jax.jit(step, out_shardings=(rep, rep, rep), donate_argnums=(0, 1))
-
-    def run(meta, opt_state, batch, key):
-        return jitted(meta, opt_state, jax.device_put(batch, batch_shardings(mesh, batch)),
-                      key)
-
-    return run
+    check_split("episodes_per_batch", config.episodes_per_batch, mesh)
+    return sharded_step(lambda p, b, k: _batch_loss(config, p, b, k),
+                        make_optimizer(config), mesh)
 
 
 @functools.lru_cache(maxsize=16)
 def make_eval(config: MetaConfig, mesh) -> Callable:
     """``evaluate(meta, batch, key) -> metrics`` (no update)."""
-    rep = parallel.replicated(mesh)
-    jitted = jax.jit(lambda p, b, k: _batch_loss(config, p, b, k)[1], out_shardings=rep)
-
-    def run(meta, batch, key):
-        return jitted(meta, jax.device_put(batch, batch_shardings(mesh, batch)), key)
-
-    return run
+    return sharded_eval(lambda p, b, k: _batch_loss(config, p, b, k)[1], mesh)
 
 
 def summarize(metrics: Seq[dict]) -> dict[str, float]:
     """Sum per-batch metrics -> {'loss', 'loss_before', 'TrackTopKAcc'}."""
-    tot = {k: float(sum(np.asarray(m[k]) for m in metrics)) for k in METRIC_KEYS}
-
-    def ratio(a, b):
-        return tot[a] / tot[b] if tot[b] > 0 else float("nan")
-
-    return {"loss": ratio("loss_sum", "episodes"),
-            "loss_before": ratio("loss_before_sum", "episodes"),
-            "TrackTopKAcc": ratio("hits", "queries")}
+    return metric_ratios(metrics, {"loss": ("loss_sum", "episodes"),
+                                   "loss_before": ("loss_before_sum", "episodes"),
+                                   "TrackTopKAcc": ("hits", "queries")})
 
 
 def init_state(config: MetaConfig, seed: int, data_seed: int, mesh,

@@ -41,7 +41,6 @@ from jtrack.pretrain.config import PretrainConfig
 from jtrack.pretrain.data import Domain, draw, host_batch
 from jtrack.tracker import _clip_to_area
 
-METRIC_KEYS = ("loss_sum", "n_samples", "tp", "pred_pos", "n_pos", "topk_hits", "frames")
 
 
 def make_optimizer(config: PretrainConfig) -> optax.GradientTransformation:
@@ -119,16 +118,35 @@ def make_step(config: PretrainConfig, mesh) -> Callable:
     ``frames_per_batch`` must divide by the mesh size), optimizer
     :func:`make_optimizer`. Donates params and opt_state. Cached per
     (config, mesh), so repeated calls reuse one compilation."""
-    optimizer = make_optimizer(config)
-    n = mesh.devices.size
-    if config.frames_per_batch % n:
-        raise ValueError(f"frames_per_batch {config.frames_per_batch} does not split "
-                         f"evenly over {n} devices")
+    check_split("frames_per_batch", config.frames_per_batch, mesh)
+    return sharded_step(lambda p, b, k: _forward(config, p, b, k, True),
+                        make_optimizer(config), mesh)
+
+
+@functools.lru_cache(maxsize=16)
+def make_eval(config: PretrainConfig, mesh) -> Callable:
+    """``evaluate(params, batch, key) -> metrics`` (no dropout, no update)."""
+    return sharded_eval(lambda p, b, k: _forward(config, p, b, k, False)[1], mesh)
+
+
+def check_split(name: str, n: int, mesh) -> None:
+    if n % mesh.devices.size:
+        raise ValueError(f"{name} {n} does not split evenly over {mesh.devices.size} devices")
+
+
+def sharded_step(loss_fn: Callable, optimizer: optax.GradientTransformation, mesh
+                 ) -> Callable:
+    """One data-parallel SGD step of ``loss_fn(params, batch, key) -> (loss,
+    metrics)``: ``step(params, opt_state, batch, key) -> (params, opt_state,
+    metrics)`` jitted over ``mesh``, the batch's leading axis split
+    (:func:`batch_shardings`), params and optimizer state replicated and
+    donated. The loss is a mean over the whole batch, so XLA's all-reduce of
+    the gradient is the single-device gradient."""
     rep = parallel.replicated(mesh)
 
     def step(params, opt_state, batch, key):
         (_, metrics), grads = jax.value_and_grad(
-            lambda p: _forward(config, p, batch, key, True), has_aux=True)(params)
+            lambda p: loss_fn(p, batch, key), has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, metrics
 
@@ -141,11 +159,10 @@ def make_step(config: PretrainConfig, mesh) -> Callable:
     return run
 
 
-@functools.lru_cache(maxsize=16)
-def make_eval(config: PretrainConfig, mesh) -> Callable:
-    """``evaluate(params, batch, key) -> metrics`` (no dropout, no update)."""
-    rep = parallel.replicated(mesh)
-    jitted = jax.jit(lambda p, b, k: _forward(config, p, b, k, False)[1], out_shardings=rep)
+def sharded_eval(metrics_fn: Callable, mesh) -> Callable:
+    """``metrics_fn(params, batch, key)`` jitted over ``mesh`` like
+    :func:`sharded_step`, without an update."""
+    jitted = jax.jit(metrics_fn, out_shardings=parallel.replicated(mesh))
 
     def run(params, batch, key):
         return jitted(params, jax.device_put(batch, batch_shardings(mesh, batch)), key)
@@ -153,15 +170,21 @@ def make_eval(config: PretrainConfig, mesh) -> Callable:
     return run
 
 
+def metric_ratios(metrics: Seq[dict], ratios: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """Sum per-batch metric dicts (sums, so any batches combine exactly) and
+    return ``{name: total[a] / total[b]}`` for ``ratios = {name: (a, b)}``
+    (NaN where ``total[b]`` is 0)."""
+    keys = {k for pair in ratios.values() for k in pair}
+    tot = {k: float(sum(np.asarray(m[k]) for m in metrics)) for k in keys}
+    return {name: tot[a] / tot[b] if tot[b] > 0 else float("nan")
+            for name, (a, b) in ratios.items()}
+
+
 def summarize(metrics: Seq[dict]) -> dict[str, float]:
     """Sum per-batch metric dicts -> {'loss', 'PR', 'RR', 'TrackTopKAcc'}."""
-    tot = {k: float(sum(np.asarray(m[k]) for m in metrics)) for k in METRIC_KEYS}
-
-    def ratio(a, b):
-        return tot[a] / tot[b] if tot[b] > 0 else float("nan")
-
-    return {"loss": ratio("loss_sum", "n_samples"), "PR": ratio("tp", "pred_pos"),
-            "RR": ratio("tp", "n_pos"), "TrackTopKAcc": ratio("topk_hits", "frames")}
+    return metric_ratios(metrics, {"loss": ("loss_sum", "n_samples"), "PR": ("tp", "pred_pos"),
+                                   "RR": ("tp", "n_pos"),
+                                   "TrackTopKAcc": ("topk_hits", "frames")})
 
 
 # ----------------------------------------------------------------------------
