@@ -40,32 +40,35 @@ def variants(meta_head: str | None, tiny: bool) -> dict:
     return out
 
 
-def run(meta_head: str | None, repeats: int, tiny: bool) -> dict:
+def run(meta_head: str | None, repeats: int, tiny: bool,
+        sequences: tuple[str, ...] = SEQUENCES) -> dict:
     import jtrack
 
     res = {}
     for name, (cfg, params) in variants(meta_head, tiny).items():
         row = {}
-        for seq in SEQUENCES:
+        for seq in sequences:
             frames, gt = common.load_frames(seq, 2)
             keys = iter(range(10 ** 6))
             row[seq] = common.bench(lambda: jtrack.init(cfg, params, frames[0], gt[0],
                                                          jax.random.key(next(keys))),
                                     warmup=2, repeats=repeats)
-        row["median_ms"] = float(np.median([row[s]["median_ms"] for s in SEQUENCES]))
+        row["median_ms"] = float(np.median([row[s]["median_ms"] for s in sequences]))
         res[name] = row
     base = res["default (random head, 50 steps)"]["median_ms"]
     for row in res.values():
         row["vs_default"] = row["median_ms"] / base
         row["vs_goal"] = row["median_ms"] / GOAL_MS
-    return {"variants": res, "goal_ms": GOAL_MS, "meta_head": meta_head}
+    return {"variants": res, "goal_ms": GOAL_MS, "meta_head": meta_head,
+            "sequences": list(sequences)}
 
 
 def table(r: dict) -> str:
-    rows = [[name] + [v[s]["median_ms"] for s in SEQUENCES]
+    seqs = r["sequences"]
+    rows = [[name] + [v[s]["median_ms"] for s in seqs]
             + [v["median_ms"], v["vs_default"], v["vs_goal"]]
             for name, v in r["variants"].items()]
-    return common.format_table(["init variant"] + [f"{s} ms" for s in SEQUENCES]
+    return common.format_table(["init variant"] + [f"{s} ms" for s in seqs]
                                + ["median ms", "x default", f"x goal ({GOAL_MS:.0f} ms)"], rows)
 
 
@@ -73,9 +76,11 @@ def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--meta_head", default=None, help="meta-learned head (.npz) to time")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--sequences", default=",".join(SEQUENCES),
+                   help="sequence folders or names under the data root, or 'synthetic'")
     a = p.parse_args(argv)
     common.enable_compile_cache(a.compile_cache)
-    r = run(a.meta_head, a.repeats, a.tiny)
+    r = run(a.meta_head, a.repeats, a.tiny, tuple(a.sequences.split(",")))
     return common.report(a.out, "first_frame", r,
                          f"jtrack.init on the first frame, median of {a.repeats} calls",
                          table(r))

@@ -209,3 +209,16 @@ def test_vs_opencv(tmp_path, capsys):
         assert "goal <= 1.5" in out and j["goals"]["p99_ratio"] > 0
     else:
         assert "OpenCV CSRT not measured" in j["opencv"]
+
+
+def test_first_frame(tmp_path, capsys):
+    from benchmarks import first_frame
+
+    first_frame.main(["--tiny", "--sequences", "synthetic", "--repeats", "1",
+                      "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "default (random head, 50 steps)" in out and "random head, 5 steps" in out
+    j = _json(tmp_path, "first_frame")
+    rows = j["variants"]
+    assert rows["default (random head, 50 steps)"]["vs_default"] == 1.0
+    assert all(v["synthetic"]["median_ms"] > 0 for v in rows.values())
