@@ -10,8 +10,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-import local_processes
-
 from jtrack.data import default_data_root
 from jtrack.eval.runner import RunSpec, SequencesFailed, run_experiment
 from jtrack.eval.trackers import Tracker
@@ -327,6 +325,8 @@ def test_bad_frames_are_skipped_and_counted_unreadable_sequence_reported(tmp_pat
 
 def _run_processes(root, out, n: int) -> list[str]:
     """``experiments.run`` as ``n`` jax.distributed processes on localhost."""
+    import local_processes  # tests/ (child scripts import this module from elsewhere)
+
     return local_processes.run(
         [sys.executable, "-m", "experiments.run", "--dataset=otb", f"--root={root}",
          f"--results_dir={out}", "--tracker=static", "--seeds=0,1", "--noprogress",

@@ -48,7 +48,8 @@ def state_template(config: TrackerConfig, params: dict, n_targets: int) -> dict:
         images, rboxes, image_wh = multi._crop_many(frame, boxes, jnp.ones((capacity,)),
                                                     config.init_region_scale, size)
         targets = multi._init_many_jit(config, None, params["backbone"], params["head"],
-                                       images, rboxes, image_wh, boxes, keys)
+                                       params.get("head_lr"), images, rboxes, image_wh,
+                                       boxes, keys)
         return _saveable(targets, jnp.ones((capacity,), bool))
 
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), capacity))
