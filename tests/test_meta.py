@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jtrack
 import tiny_tracker
 from jtrack import nets, parallel, region
 from jtrack import tracker as T
@@ -159,6 +160,14 @@ def test_meta_head_loads_into_the_tracker(domains, tmp_path):
     _assert_trees(st.head, want, rtol=1e-5)
     assert not np.allclose(np.asarray(st.head["fc6"]["kernel"]),
                            params["head"]["fc6"]["kernel"])
+    # several targets in one call start the same way (init_many passes the rates)
+    boxes = np.stack([gt[0], gt[0] + [4, 2, 0, 0]]).astype(np.float32)
+    keys = jax.random.split(jax.random.key(2), 2)
+    many = jtrack.init_many(TC, params, frames[0], boxes, keys)
+    for k in range(2):
+        one = T.init(TC, params, frames[0], boxes[k], keys[k])
+        _assert_trees(jax.tree.map(lambda a, k=k: a[k], many.targets.head), one.head,
+                      rtol=1e-5)
     st, out = T.step(TC, st, frames[1])
     assert np.all(np.isfinite(np.asarray(out.box)))
     with pytest.raises(ValueError, match="meta-learned for iters_init=3"):
