@@ -261,16 +261,13 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
     ``config.init_region_size``), ``box`` (4,), ``image_wh`` (2,).
     ``params['backbone']`` is only stored in the state (may be None)."""
     ks = jax.random.split(key, 9)
-    s = first_frame_samples(config, fmap, box, rbox, image_wh, ks[:7])
+    s, mem, head, opt_state = first_frame(config, params["head"], params.get("head_lr"),
+                                          fmap, box, rbox, image_wh, ks[:8])
     w = (bbreg_lib.fit(s["reg_f"], s["reg"], box, s["reg_ok"], config.bbreg_alpha)
          if config.bbreg else jnp.zeros((s["reg_f"].shape[-1] + 1, 4), jnp.float32))
     # A degenerate fit (e.g. an all-black first frame) must not put NaN in
     # the state: zero weights mean "no refinement".
     w = jnp.where(jnp.all(jnp.isfinite(w)), w, 0.0)
-    mem = memory.create(s["pos_f"], s["pos_ok"], config.frames_long, config.n_pos_update,
-                        config.frames_short, config.n_neg_update)
-    head, opt_state = train_first_frame(config, params["head"], params.get("head_lr"), mem,
-                                        s["neg_f"], s["neg_ok"], ks[7])
     n = config.n_neg_update
     mem = memory.write_negatives(mem, s["neg_f"][:n], s["neg_ok"][:n], jnp.int32(0),
                                  B.to_relative(s["neg"][:n], box))
@@ -281,6 +278,22 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         scores=jnp.ones((config.score_history,), jnp.float32),
         image_wh=image_wh, init_wh=box[2:], pending=jnp.zeros((), jnp.int32),
         window=jnp.asarray(config.frames_long, jnp.int32))
+
+
+def first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,
+                fmap: jax.Array, box: jax.Array, rbox: jax.Array, image_wh: jax.Array,
+                keys: jax.Array, first_order: bool = False):
+    """The first frame's learning from ``fmap`` of its region ``rbox``: its
+    samples (:func:`first_frame_samples`), the sample memory holding its
+    positives, and the trained head with its online optimizer state
+    (:func:`train_first_frame`). ``keys``: (8,) PRNG keys. Returns
+    (samples, memory, head, opt_state)."""
+    s = first_frame_samples(config, fmap, box, rbox, image_wh, keys[:7])
+    mem = memory.create(s["pos_f"], s["pos_ok"], config.frames_long, config.n_pos_update,
+                        config.frames_short, config.n_neg_update)
+    head, opt_state = train_first_frame(config, head, head_lr, mem, s["neg_f"], s["neg_ok"],
+                                        keys[7], first_order)
+    return s, mem, head, opt_state
 
 
 def first_frame_samples(config: TrackerConfig, fmap: jax.Array, box: jax.Array,

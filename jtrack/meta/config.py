@@ -4,7 +4,7 @@ Meta-Tracker (Park & Berg, ECCV 2018) as MAML with learned per-parameter
 learning rates (Meta-SGD): the meta-parameters are the head a new target
 starts from and one rate per head element. An episode adapts that head on
 ONE frame of a training domain exactly as the tracker's first frame does
-(:func:`jtrack.tracker.train_first_frame`, ``tracker.iters_init`` steps)
+(:func:`jtrack.tracker.first_frame`, ``tracker.iters_init`` steps)
 and scores it on later frames of the same domain; the meta-gradient flows
 through the whole inner loop (``first_order``: without second derivatives).
 """

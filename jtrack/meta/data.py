@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence as Seq
 import numpy as np
 
 from jtrack.meta.config import MetaConfig
-from jtrack.pretrain.data import Domain, crop, encode, prepare_domain, valid_box
+from jtrack.pretrain.data import (Domain, crop, domain_of_step, encode, prepare_domain,
+                                  valid_box)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,11 +93,8 @@ def draw(config: MetaConfig, domains: Seq[MetaDomain], data_seed: int, step: int
          ) -> tuple[int, np.ndarray, np.ndarray]:
     """(domain index, first-frame slots (E,), query frames (E, Q)) of meta-step
     ``step``: one domain per step, a fresh domain order per epoch."""
-    k = len(domains)
-    epoch, i = divmod(int(step), k)
-    d = int(np.random.default_rng([data_seed, epoch]).permutation(k)[i])
+    d, rng = domain_of_step(len(domains), data_seed, step, 2)
     eps = domains[d].episodes(config)
-    rng = np.random.default_rng([data_seed, epoch, i, 2])
     pick = rng.choice(len(eps), config.episodes_per_batch,
                       replace=len(eps) < config.episodes_per_batch)
     js, qs = [], []

@@ -1,12 +1,10 @@
 """Meta-loss, meta-gradient and the data-parallel meta-step.
 
-Per episode (:func:`episode_loss`): draw and pool the first frame's samples
-as the tracker's ``init`` does (:func:`jtrack.tracker.first_frame_samples`),
-adapt the initial head with ``iters_init`` SGD steps at the per-element
-rates (:func:`jtrack.tracker.train_first_frame`: the tracker's own inner
-loop, hard negative mining and dropout included), then score positives and
-negatives of the query frames with the adapted head. The meta-loss is their
-cross-entropy; ``jax.grad`` differentiates it through the inner loop in the
+Per episode (:func:`episode_loss`): the tracker's own first frame
+(:func:`jtrack.tracker.first_frame`: its samples, then ``iters_init`` SGD
+steps at the per-element rates, hard negative mining and dropout included)
+adapts the initial head, which then scores positives and negatives of the
+query frames. The meta-loss is their cross-entropy; ``jax.grad`` differentiates it through the inner loop in the
 initial head and the rates. A meta-step averages it over a batch of
 episodes split over the mesh (meta-parameters replicated), like
 :func:`jtrack.pretrain.make_step`.
@@ -28,7 +26,7 @@ import numpy as np
 import optax
 
 from jtrack import boxes as B
-from jtrack import memory, nets, parallel
+from jtrack import nets, parallel
 from jtrack import tracker as T
 from jtrack.learn import target_prob
 from jtrack.meta.config import MetaConfig
@@ -70,14 +68,9 @@ def adapt(config: MetaConfig, meta: Params, fmap: jax.Array, box: jax.Array,
     """The head after the tracker's first-frame training from ``meta`` on
     ``fmap`` (h0, w0, C), the feature map of the first-frame region ``rbox``:
     what ``jtrack.init`` with the same key gives."""
-    tc = config.tracker
     ks = jax.random.split(key, 9)  # as jtrack.init splits its key: the same draws
-    s = T.first_frame_samples(tc, fmap, box, rbox, image_wh, ks[:7])
-    mem = memory.create(s["pos_f"], s["pos_ok"], tc.frames_long, tc.n_pos_update,
-                        tc.frames_short, tc.n_neg_update)
-    head, _ = T.train_first_frame(tc, meta["head"], meta["head_lr"], mem, s["neg_f"],
-                                  s["neg_ok"], ks[7], config.first_order)
-    return head
+    return T.first_frame(config.tracker, meta["head"], meta["head_lr"], fmap, box, rbox,
+                         image_wh, ks[:8], config.first_order)[2]
 
 
 def episode_loss(config: MetaConfig, meta: Params, ep: dict, key: jax.Array

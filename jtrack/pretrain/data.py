@@ -160,13 +160,20 @@ def draw(domains: Seq[Domain], frames_per_batch: int, data_seed: int, step: int
          ) -> tuple[int, np.ndarray]:
     """(domain index, frame indices (B,)) of iteration ``step``: a pure
     function of ``(data_seed, step)``."""
-    k = len(domains)
-    epoch, i = divmod(int(step), k)
-    d = int(np.random.default_rng([data_seed, epoch]).permutation(k)[i])
+    d, rng = domain_of_step(len(domains), data_seed, step, 1)
     train = domains[d].train
-    rng = np.random.default_rng([data_seed, epoch, i, 1])
     idx = rng.choice(train, frames_per_batch, replace=len(train) < frames_per_batch)
     return d, np.asarray(idx)
+
+
+def domain_of_step(n_domains: int, data_seed: int, step: int, stream: int
+                   ) -> tuple[int, np.random.Generator]:
+    """The domain of iteration ``step`` (one epoch = every domain once, in a
+    fresh order per epoch) and a generator for its draws (``stream`` keeps
+    different uses apart): a pure function of ``(data_seed, step)``."""
+    epoch, i = divmod(int(step), n_domains)
+    d = int(np.random.default_rng([data_seed, epoch]).permutation(n_domains)[i])
+    return d, np.random.default_rng([data_seed, epoch, i, stream])
 
 
 def host_batch(config: PretrainConfig, domain: Domain, d: int, idx: np.ndarray,
