@@ -29,10 +29,13 @@ flags.DEFINE_string("results_dir", None, "Output folder (resumed if it exists)."
 flags.DEFINE_string("tracker", "jtrack", "'jtrack' or a baseline: 'static'.")
 flags.DEFINE_string("tracker_config", None, "JSON file of TrackerConfig fields.")
 flags.DEFINE_multi_string("config_override", [], "TrackerConfig field=value (JSON value).")
-flags.DEFINE_enum("head", "random", ["random", "pretrained"], "jtrack's initial head: "
-                  "random or the shipped pretrained one (pair it with "
-                  "--config_override='layer_lr=[[\"fc4\",0.1],[\"fc5\",0.1],[\"fc6\",10]]'); "
-                  "recorded in experiment.json.")
+flags.DEFINE_string("head", "random", "jtrack's initial head: random, the shipped "
+                    "pretrained one (pair it with --config_override='layer_lr=[[\"fc4\",0.1],"
+                    "[\"fc5\",0.1],[\"fc6\",10]]'), or a head file (.npz) from "
+                    "experiments.pretrain / experiments.meta_train (a meta head needs its "
+                    "iters_init); recorded in experiment.json.")
+flags.register_validator("head", lambda v: v in ("random", "pretrained") or v.endswith(".npz"),
+                         "--head must be random, pretrained or a .npz head file")
 flags.DEFINE_list("seeds", ["0"], "Seeds; several -> seed_<k>/ subfolders, mean ± std.")
 flags.DEFINE_list("sequences", None, "Only these sequences.")
 flags.DEFINE_integer("max_frames", None, "Truncate sequences (quick runs).")

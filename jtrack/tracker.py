@@ -85,12 +85,18 @@ def init_params(config: TrackerConfig, key: jax.Array, head: str = "random") -> 
     (:mod:`jtrack.weights.shipped`: fc4/fc5 and the mean of the pretraining
     fc6 branches), which raises ValueError naming the field when ``config``
     is not the network it was trained for. The default stays random: on the
-    evaluation clips the shipped head tracks worse (docs/pretraining.md)."""
+    evaluation clips the shipped head tracks worse (docs/pretraining.md).
+    Any other value is a head file (``.npz``) from ``experiments.pretrain``
+    or ``experiments.meta_train`` (:func:`jtrack.pretrain.load_params`)."""
     if head == "pretrained":
         from jtrack.weights import shipped
         return shipped.load(config, _as_key(key))
+    if head.endswith(".npz"):
+        from jtrack.pretrain.head import load_params
+        return load_params(head, config, _as_key(key))
     if head != "random":
-        raise ValueError(f"head must be 'pretrained' or 'random', got {head!r}")
+        raise ValueError(f"head must be 'pretrained', 'random' or a head file (.npz), "
+                         f"got {head!r}")
     kb, kh = jax.random.split(_as_key(key))
     backbone = nets.get_backbone(config.backbone)
     return {"backbone": backbone.init(kb),

@@ -19,6 +19,7 @@ from jtrack.meta import (MetaConfig, adapt, evaluate, held_batches, host_batch, 
                          make_eval, make_step, meta_grad, prepare_meta_domain,
                          save_meta_head, summarize, train_steps)
 from jtrack.pretrain import Checkpoints, PretrainConfig, load_params
+from jtrack.weights import shipped
 
 TC = tiny_tracker.CONFIG.replace(iters_init=3)
 CFG = MetaConfig(pretrain=PretrainConfig(tracker=TC, n_pos=8, n_neg=24), episodes_per_batch=4,
@@ -145,6 +146,9 @@ def test_meta_head_loads_into_the_tracker(domains, tmp_path):
     path = str(tmp_path / "meta.npz")
     save_meta_head(path, CFG, state["params"], {"steps": 2})
     params = load_params(path, TC, jax.random.key(0))
+    # the same file by name, as the runner and the CLI take it
+    _assert_trees(jtrack.init_params(TC, jax.random.key(0), head=path), params, exact=True)
+    assert shipped.describe(path)["kind"] == "meta"
     np.testing.assert_array_equal(params["head_lr"]["fc6"]["kernel"],
                                   np.asarray(state["params"]["head_lr"]["fc6"]["kernel"]))
     frames, gt = moving_object(n_frames=2, frame_hw=tiny_tracker.FRAME_HW, object_hw=(16, 20),

@@ -64,7 +64,13 @@ def load(config: TrackerConfig, key: jax.Array) -> dict:
 def describe(head: str) -> dict:
     """What ``init_params(..., head=head)`` loads, for result files and logs:
     ``{'head': 'random'}`` or the shipped file, its sha256 and what it was
-    trained on."""
+    trained on; for a head file its path, kind and sha256."""
+    if head.endswith(".npz"):
+        from jtrack.pretrain.head import arrays_sha256, read_head
+        meta = read_head(head)[2]
+        return {"head": "file", "file": os.path.abspath(head), "sha256": arrays_sha256(head),
+                "kind": meta.get("kind", "pretrained"), "domains": meta.get("domains"),
+                "steps": meta.get("steps")}
     if head != "pretrained":
         return {"head": head}
     man = manifest()
@@ -76,6 +82,8 @@ def describe(head: str) -> dict:
 def summary(head: str) -> str:
     """One line naming the weights, e.g. for the demo and the CLI."""
     d = describe(head)
+    if d["head"] == "file":
+        return f"head: {d['kind']} file {d['file']} (sha256 {d['sha256'][:12]})"
     if d["head"] != "pretrained":
         return f"head: {d['head']}"
     return (f"head: pretrained on {len(d['domains'] or [])} real domains "
