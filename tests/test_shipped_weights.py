@@ -51,7 +51,7 @@ def test_a_config_it_does_not_fit_is_refused_by_name():
         jtrack.init_params(CONFIG.replace(hidden=other), jax.random.key(0), head="pretrained")
     with pytest.raises(ValueError, match="region_size"):
         jtrack.init_params(CONFIG.replace(region_size=187), jax.random.key(0), head="pretrained")
-    with pytest.raises(ValueError, match="head must be 'pretrained' or 'random'"):
+    with pytest.raises(ValueError, match="head must be 'pretrained', 'random' or a head file"):
         jtrack.init_params(CONFIG, jax.random.key(0), head="imagenet")
 
 
