@@ -21,7 +21,6 @@ config with ``iters_init`` = ``--inner_steps``.
 
 from __future__ import annotations
 
-import time
 
 from absl import app, flags
 
@@ -77,19 +76,13 @@ def start_head(config):
 
 
 def prepare(config, sources, progress: bool) -> list:
-    import jax
-    from tqdm import tqdm
-
-    from jtrack import get_backbone
     from jtrack.meta import prepare_meta_domain
 
-    t0 = time.perf_counter()
-    bb = get_backbone(config.tracker.backbone).init(jax.random.key(0))
-    domains = [prepare_meta_domain(config, name, *load(), bb, holdout=FLAGS.holdout)
-               for name, load in tqdm(sources, desc="preparing domains", disable=not progress)]
+    domains, seconds = pretrain.prepare_each(
+        sources, progress, lambda name, frames, gt, bb: prepare_meta_domain(
+            config, name, frames, gt, bb, holdout=FLAGS.holdout), config.tracker.backbone)
     pretrain._say(f"prepared {sum(len(d.domain) for d in domains)} frames, "
-                  f"{sum(len(d.first) for d in domains)} first-frame regions in "
-                  f"{time.perf_counter() - t0:.1f}s")
+                  f"{sum(len(d.first) for d in domains)} first-frame regions in {seconds:.1f}s")
     return domains
 
 

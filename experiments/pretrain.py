@@ -119,22 +119,29 @@ def make_config():
 
 def prepare(config, sources, progress: bool = True) -> list:
     """Domains (cached crops or feature maps) of ``[(name, load)]`` sources."""
+    from jtrack.pretrain import prepare_domain
+
+    domains, seconds = prepare_each(sources, progress, lambda name, frames, gt, bb: (
+        prepare_domain(config, name, frames, gt, None if config.train_backbone else bb,
+                       holdout=FLAGS.holdout)), config.tracker.backbone)
+    cached = "crops" if config.train_backbone else "feature maps"
+    _say(f"prepared {sum(len(d) for d in domains)} frames in {seconds:.1f}s (cached {cached})")
+    return domains
+
+
+def prepare_each(sources, progress: bool, prepare_one, backbone: str) -> tuple[list, float]:
+    """``prepare_one(name, frames, gt, backbone_params)`` of every ``(name,
+    load)`` source, with a progress bar; returns (domains, seconds)."""
     import jax
     from tqdm import tqdm
 
     from jtrack import get_backbone
-    from jtrack.pretrain import prepare_domain
 
     t0 = time.perf_counter()
-    bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
-    domains = [prepare_domain(config, name, *load(),
-                              None if config.train_backbone else bb_params,
-                              holdout=FLAGS.holdout)
+    bb_params = get_backbone(backbone).init(jax.random.key(0))
+    domains = [prepare_one(name, *load(), bb_params)
                for name, load in tqdm(sources, desc="preparing domains", disable=not progress)]
-    cached = "crops" if config.train_backbone else "feature maps"
-    _say(f"prepared {sum(len(d) for d in domains)} frames in "
-          f"{time.perf_counter() - t0:.1f}s (cached {cached})")
-    return domains
+    return domains, time.perf_counter() - t0
 
 
 def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = True) -> dict:
