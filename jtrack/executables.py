@@ -20,13 +20,14 @@ folder you trust.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import hashlib
 import logging
 import os
 import pickle
+import json
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import jax
@@ -34,21 +35,86 @@ import numpy as np
 
 _folder: str | None = None
 _MISSING = object()
+# What the previous process used, loaded ahead in threads: path -> Future.
+_prefetched: dict[str, Future] = {}
+_used: list[str] = []  # file names this process used, in order of first use
 
 
 def enable(path: str) -> str:
-    """Keep compiled programs in ``path`` (created) from now on; returns it."""
+    """Keep compiled programs in ``path`` (created) from now on; returns it.
+
+    The programs the previous process used there start loading at once in
+    background threads (seconds on a small CPU), while the caller reads weights and
+    frames and runs the first programs."""
     global _folder
     path = os.path.abspath(os.path.expanduser(path))
     os.makedirs(path, exist_ok=True)
     _folder = path
-    if jax.default_backend() == "cpu" and _prepare_cpu_kernels.cache_info().currsize == 0:
-        # While the caller reads weights and frames; joined at exit (a thread
-        # still importing when the interpreter finalises aborts it).
-        thread = threading.Thread(target=_prepare_cpu_kernels, daemon=True)
-        thread.start()
-        atexit.register(thread.join)
+    _used.clear()
+    # Two loaders: the big init and step programs load side by side.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jtrack-prefetch")
+    if jax.default_backend() == "cpu":
+        pool.submit(_prepare_cpu_kernels)
+    for p in _prefetch_list(path):
+        if p not in _prefetched:
+            _prefetched[p] = pool.submit(_read, p)
+    pool.shutdown(wait=False)  # the queue still runs; joined at exit
     return path
+
+
+def _manifest(path: str) -> str:
+    """The file naming what a process used in ``path``, per environment."""
+    env = hashlib.sha256(_environment().encode()).hexdigest()[:16]
+    return os.path.join(path, f"used-{env}.json")
+
+
+def _prefetch_list(path: str) -> list[str]:
+    """Paths of the programs the previous process used, in order of use."""
+    try:
+        with open(_manifest(path)) as f:
+            names = json.load(f)
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list):
+        return []
+    out = []
+    for n in names:
+        if isinstance(n, str) and os.sep not in n and os.path.exists(os.path.join(path, n)):
+            out.append(os.path.join(path, n))
+    return out
+
+
+def _read(path: str):
+    """The executable stored at ``path``, loaded onto this process's device."""
+    from jax.experimental import serialize_executable as se
+
+    with open(path, "rb") as f:
+        blob, in_tree, out_tree = pickle.load(f)
+    return se.deserialize_and_load(blob, in_tree, out_tree,
+                                   execution_devices=jax.local_devices()[:1])
+
+
+def _note_used(path: str) -> None:
+    """Add ``path`` to this process's manifest (rewritten only when the
+    list of what is used grows past what the previous process used)."""
+    name = os.path.basename(path)
+    if name in _used:
+        return
+    _used.append(name)
+    manifest = _manifest(os.path.dirname(path))
+    try:
+        with open(manifest) as f:
+            before = json.load(f)
+    except (OSError, ValueError):
+        before = None
+    if isinstance(before, list) and before[:len(_used)] == _used:
+        return
+    from jtrack.data.results import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(manifest, json.dumps(_used).encode())
+    except OSError:
+        pass  # a read-only folder: no prefetch next time
 
 
 def disable() -> None:
@@ -118,16 +184,25 @@ def _aval(x: Any, device) -> tuple | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
+_kernels_lock = threading.Lock()
+_kernels_ready = False
+
+
 def _prepare_cpu_kernels() -> None:
     """jaxlib fills its LAPACK kernel table when it first lowers a linear
     algebra op; a loaded executable lowers nothing, so without this its
-    first solve would call through an empty table (a segfault on CPU)."""
-    try:
-        from jax._src.lib import lapack
-        lapack._lapack.initialize()
-    except (ImportError, AttributeError):  # another jaxlib layout: nothing to prepare
-        pass
+    first solve would call through an empty table (a segfault on CPU).
+    Once per process, whichever thread comes first."""
+    global _kernels_ready
+    with _kernels_lock:
+        if _kernels_ready:
+            return
+        try:
+            from jax._src.lib import lapack
+            lapack._lapack.initialize()
+        except (ImportError, AttributeError):  # another jaxlib layout: nothing to prepare
+            pass
+        _kernels_ready = True
 
 
 def _compile_fresh(jitted, args: tuple):
@@ -219,11 +294,12 @@ class _Stored:
             return None
         if os.path.exists(path):
             _prepare_cpu_kernels()
+            fut = _prefetched.pop(path, None)
             try:
-                with open(path, "rb") as f:
-                    blob, in_tree, out_tree = pickle.load(f)
-                return se.deserialize_and_load(blob, in_tree, out_tree,
-                                               execution_devices=jax.local_devices()[:1])
+                # Not started yet: load it here rather than wait behind others.
+                loaded = _read(path) if fut is None or fut.cancel() else fut.result()
+                _note_used(path)
+                return loaded
             except Exception:  # noqa: BLE001 - unreadable or stale: rebuild it below
                 pass
         compiled, fresh = _compile_fresh(self._jit, args)
@@ -235,6 +311,8 @@ class _Stored:
                 blob, path = repr(e).encode(), path + ".unstorable"
             try:
                 atomic_write_bytes(path, blob)
+                if not path.endswith(".unstorable"):
+                    _note_used(path)
             except OSError:
                 pass  # a read-only folder: still usable in this process
         return compiled

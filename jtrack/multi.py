@@ -116,7 +116,7 @@ def _pad_to(tree: Any, n: int, capacity: int) -> Any:
     """Leading axis ``n`` -> ``capacity``; extra slots repeat slot 0 (valid
     data, so an inactive slot never feeds NaN or empty boxes to the math)."""
     idx = np.concatenate([np.arange(n), np.zeros(capacity - n, np.int64)])
-    return _take_one(tree, jnp.asarray(idx, jnp.int32))
+    return _take_one(tree, idx.astype(np.int32))
 
 
 @stored_jit(static_argnums=1)
@@ -428,7 +428,7 @@ def init_many(config: TrackerConfig, params: dict, frame, boxes, key,
                                           config.init_region_scale, config.init_region_size)
     shell = _place(MultiTrackerState(backbone=params["backbone"], head_init=params["head"],
                                      head_lr=params.get("head_lr"), targets=None,
-                                     active=jnp.asarray(np.arange(capacity) < n), mesh=mesh))
+                                     active=jax.device_put(np.arange(capacity) < n), mesh=mesh))
     if mesh is not None:
         images, rboxes, image_wh, box, keys = parallel.shard(
             (images, rboxes, image_wh, box, keys), mesh)

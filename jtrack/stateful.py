@@ -38,7 +38,7 @@ class StatefulTracker:
             raise TypeError(f"config must be a jtrack.TrackerConfig, got "
                             f"{type(self.config).__name__}")
         self.seed = int(seed)
-        self.params = (T.init_params(self.config, jax.random.key(self.seed))
+        self.params = (T.init_params(self.config, T.seed_key(self.seed))
                        if params is None else params)
         self.state: T.TrackerState | None = None
         self.output: T.TrackOutput | None = None  # last step's full output
@@ -76,7 +76,7 @@ def target_keys(seed: int, n: int) -> jax.Array:
     0 samples as a :class:`StatefulTracker` with ``seed`` does."""
     from jtrack.multi import fold_in_each
 
-    return fold_in_each(jax.random.key(seed), np.arange(1, n + 1))
+    return fold_in_each(T.seed_key(seed), np.arange(1, n + 1))
 
 
 def track_targets(config: TrackerConfig, params: dict, frames, init_boxes,

@@ -78,6 +78,13 @@ def feature_dim(config: TrackerConfig) -> int:
     return config.roi_size ** 2 * nets.get_backbone(config.backbone).channels
 
 
+@stored_jit
+def _split2(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``jax.random.split(key)`` as two keys, in one stored program."""
+    a, b = jax.random.split(key)
+    return a, b
+
+
 def init_params(config: TrackerConfig, key: jax.Array, head: str = "random") -> dict:
     """{'backbone': ..., 'head': ...}: backbone params from the backbone's own
     ``init`` (pretrained where it ships weights) and the head: ``"random"``
@@ -97,7 +104,7 @@ def init_params(config: TrackerConfig, key: jax.Array, head: str = "random") -> 
     if head != "random":
         raise ValueError(f"head must be 'pretrained', 'random' or a head file (.npz), "
                          f"got {head!r}")
-    kb, kh = jax.random.split(_as_key(key))
+    kb, kh = _split2(_as_key(key))
     backbone = nets.get_backbone(config.backbone)
     return {"backbone": backbone.init(kb),
             "head": nets.init_head(kh, feature_dim(config), config.hidden)}
@@ -518,6 +525,14 @@ def _init_jit(config: TrackerConfig, params: dict, frame: jax.Array, box: jax.Ar
 _step_jit = stored_jit(_step_core, static_argnums=0, donate_argnums=1)
 
 
+def seed_key(seed: int) -> jax.Array:
+    """``jax.random.key(seed)``, made on the host when the default
+    threefry keys allow it (no small program to compile at start)."""
+    if jax.config.jax_default_prng_impl == "threefry2x32" and 0 <= seed < 2**32:
+        return jax.random.wrap_key_data(np.array([0, seed], np.uint32))
+    return jax.random.key(seed)
+
+
 def _as_key(key) -> jax.Array:
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -533,7 +548,7 @@ def _check_config(config) -> None:
         raise TypeError(f"config must be a jtrack.TrackerConfig, got {type(config).__name__}")
 
 
-def _check_frame(frame) -> jax.Array:
+def _check_frame(frame) -> jax.Array | np.ndarray:
     dtype = getattr(frame, "dtype", None)
     if dtype is None:
         raise TypeError(f"frame must be a numpy or jax array, got {type(frame).__name__}")
@@ -552,7 +567,9 @@ def _check_frame(frame) -> jax.Array:
             r, c, _ = np.argwhere(~finite)[0]
             raise ValueError(f"frame has {int(finite.size - finite.sum())} non-finite "
                              f"values (NaN/inf), the first at row {r}, column {c}")
-    return frame if isinstance(frame, jax.Array) else jnp.asarray(frame)
+    # A host frame stays on the host: the jitted programs take it as it is,
+    # with no small conversion program to compile first.
+    return frame if isinstance(frame, jax.Array) else np.asarray(frame)
 
 
 @functools.lru_cache(maxsize=None)
@@ -563,7 +580,7 @@ def _expected_params(backbone: str, in_dim: int, hidden: int) -> dict | None:
     try:
         shapes = jax.eval_shape(lambda k: {
             "backbone": bb.init(k),
-            "head": nets.init_head(k, in_dim, hidden)}, jax.random.key(0))
+            "head": nets.init_head(k, in_dim, hidden)}, seed_key(0))
     except Exception:  # noqa: BLE001 - only a convenience check
         return None
     return jax.tree.map(lambda a: tuple(a.shape), shapes)

@@ -75,24 +75,50 @@ def _affine(scale, x, y):
     return x * scale + y, jnp.sum(x)
 
 
+def _programs(store) -> list:
+    return sorted(f for f in os.listdir(store) if f.endswith(".bin"))
+
+
 def test_stored_programs_equal_jit_and_keep_donation(store):
     f = executables.stored_jit(_affine, static_argnums=0, donate_argnums=1)
     x, y = jnp.arange(3.0), jnp.ones(3)
     want = jax.jit(_affine, static_argnums=0)(2.0, x, y)
     got = f(2.0, jnp.arange(3.0), y)
     jax.tree.map(np.testing.assert_array_equal, got, want)
-    assert len(os.listdir(store)) == 1
+    assert len(_programs(store)) == 1
     donated = jnp.arange(3.0)
     f(2.0, donated, y)
     assert donated.is_deleted()
     # another instance (as in a new process) loads the file instead of compiling
     g = executables.stored_jit(_affine, static_argnums=0, donate_argnums=1)
     jax.tree.map(np.testing.assert_array_equal, g(2.0, jnp.arange(3.0), y), want)
-    assert len(os.listdir(store)) == 1
+    assert len(_programs(store)) == 1
     # another static value or shape is another program
     f(3.0, jnp.arange(3.0), y)
     f(2.0, jnp.arange(4.0), jnp.ones(4))
-    assert len(os.listdir(store)) == 3
+    assert len(_programs(store)) == 3
+
+
+def test_the_next_start_prefetches_what_this_one_used(store, monkeypatch):
+    f = executables.stored_jit(_affine, static_argnums=0)
+    f(2.0, jnp.arange(3.0), jnp.ones(3))
+    f(3.0, jnp.arange(3.0), jnp.ones(3))
+    used = [m for m in os.listdir(store) if m.startswith("used-")]
+    assert len(used) == 1
+    assert sorted(json.loads((store / used[0]).read_text())) == _programs(store)
+    # A new start: both programs load in the background; the calls take them
+    # without compiling (a file that fails to load is rebuilt, as on disk).
+    executables.enable(str(store))
+    pending = {p: executables._prefetched[p] for p in map(str, store.glob("*.bin"))}
+    assert len(pending) == 2
+
+    def refuse(jitted, args):
+        raise AssertionError("compiled although prefetched")
+    monkeypatch.setattr(executables, "_compile_fresh", refuse)
+    g = executables.stored_jit(_affine, static_argnums=0)
+    np.testing.assert_array_equal(g(2.0, jnp.arange(3.0), jnp.ones(3))[0], [1.0, 3.0, 5.0])
+    np.testing.assert_array_equal(g(3.0, jnp.arange(3.0), jnp.ones(3))[0], [1.0, 4.0, 7.0])
+    assert not set(pending) & set(executables._prefetched)  # both taken
 
 
 def test_tracers_and_other_devices_take_plain_jit(store):
@@ -106,13 +132,13 @@ def test_tracers_and_other_devices_take_plain_jit(store):
         other = jax.device_put(jnp.arange(3.0), jax.devices()[1])
         np.testing.assert_array_equal(f(2.0, other, jax.device_put(y, jax.devices()[1]))[0],
                                       [1.0, 3.0, 5.0])
-    assert not os.listdir(store)  # none of these went through the store
+    assert not _programs(store)  # none of these went through the store
 
 
 def test_a_corrupt_file_is_rebuilt(store):
     f = executables.stored_jit(_affine, static_argnums=0)
     f(2.0, jnp.arange(3.0), jnp.ones(3))
-    (path,) = store.iterdir()
+    (path,) = store.glob("*.bin")
     path.write_bytes(b"not a pickle")
     g = executables.stored_jit(_affine, static_argnums=0)
     np.testing.assert_array_equal(g(2.0, jnp.arange(3.0), jnp.ones(3))[0], [1.0, 3.0, 5.0])
