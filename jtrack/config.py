@@ -123,6 +123,10 @@ class TrackerConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float = 10.0
+    # Online updates of a meta-learned head (params["head_lr"], jtrack.meta):
+    # "layer" = the per-layer rates above from a fresh optimizer state;
+    # "learned" = plain SGD at the head's learned per-element rates.
+    online_rates: str = "layer"
 
     # --- bounding-box regression -------------------------------------------
     bbreg: bool = True
@@ -192,6 +196,8 @@ class TrackerConfig:
               f"region_batching must be 'auto', 'batch' or 'map', got {self.region_batching!r}")
         check(self.top_k <= self.n_candidates, "top_k must be <= n_candidates")
         check(self.batch_neg <= self.batch_neg_cand, "batch_neg must be <= batch_neg_cand")
+        check(self.online_rates in ("layer", "learned"),
+              f"online_rates must be 'layer' or 'learned', got {self.online_rates!r}")
         check(all(isinstance(n, str) and m >= 0 for n, m in self.layer_lr),
               "layer_lr must be ((layer, multiplier >= 0), ...)")
         if errors:

@@ -11,12 +11,13 @@ global norm first, as py-MDNet does.
 The initial and the online optimizer differ only in the learning rate and
 share the same state structure, so one ``opt_state`` serves both. A
 meta-learned head brings its own per-element first-frame rates instead
-(:func:`elementwise_sgd`).
+(:func:`elementwise_sgd`), which the online updates may keep
+(:func:`learned_rate_sgd`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import optax
@@ -74,5 +75,26 @@ def elementwise_sgd(rates: Any, first_order: bool = False) -> optax.GradientTran
         if first_order:
             grads = jax.lax.stop_gradient(grads)
         return jax.tree.map(lambda r, g: -r * g, rates, grads), state
+
+    return optax.GradientTransformation(init, update)
+
+
+class LearnedRates(NamedTuple):
+    """State of :func:`learned_rate_sgd`: the per-element rates themselves."""
+    rates: Any
+
+
+def learned_rate_sgd() -> optax.GradientTransformation:
+    """Plain SGD at per-element rates held in its state (``LearnedRates``,
+    built from a meta-learned head's rates), so that the online updates of
+    a tracker state use that head's rates. ``init`` gives zero rates: start
+    from ``LearnedRates(rates)`` instead."""
+
+    def init(params):
+        return LearnedRates(jax.tree.map(lambda p: p * 0, params))
+
+    def update(grads, state, params=None):
+        del params
+        return jax.tree.map(lambda r, g: -r * g, state.rates, grads), state
 
     return optax.GradientTransformation(init, update)

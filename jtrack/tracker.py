@@ -353,7 +353,8 @@ def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | Non
     online optimizer state). ``head_lr`` None: the config's per-layer rates
     with momentum, whose state carries on into the online updates. Given
     (a meta-learned head's per-element rates, :mod:`jtrack.meta`): plain SGD
-    at those rates, and a fresh online optimizer state. Differentiable in
+    at those rates, and a fresh online optimizer state (or, with
+    ``online_rates='learned'``, the rates for the online updates). Differentiable in
     ``head`` and ``head_lr`` (``first_order``: no second derivatives)."""
     # All the first frame's negatives form the pool of the initial training.
     init_mem = mem.replace(neg=neg_f[None], neg_valid=neg_ok[None],
@@ -362,6 +363,11 @@ def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | Non
     opt = opt_first if head_lr is None else optim.elementwise_sgd(head_lr, first_order)
     head, opt_state, _ = _train(config, opt, head, opt.init(head), init_mem, jnp.int32(0),
                                 config.frames_long, key, config.iters_init)
+    if config.online_rates == "learned":
+        if head_lr is None:
+            raise ValueError("online_rates='learned' needs a head with learned rates "
+                             "(params['head_lr'], a meta-learned head from jtrack.meta)")
+        return head, optim.LearnedRates(head_lr)
     return head, (opt_state if head_lr is None else opt_first.init(head))
 
 
@@ -475,6 +481,8 @@ def _update_head(config: TrackerConfig, state: TrackerState,
     ``iters_update`` iterations, or ``iters_per_frame`` of them when the
     update is spread over frames. Returns (head, opt_state)."""
     _, opt_update = optim.tracker_optimizers(config)
+    if config.online_rates == "learned":
+        opt_update = optim.learned_rate_sgd()
     head, opt_state, _ = _train(config, opt_update, state.head, state.opt_state,
                                 state.memory, state.frame_index, state.window, key,
                                 config.iters_per_frame or config.iters_update)

@@ -179,3 +179,22 @@ def test_meta_head_loads_into_the_tracker(domains, tmp_path):
     bad = dict(params, head_lr={"fc4": params["head_lr"]["fc4"]})
     with pytest.raises(ValueError, match=r"missing params\['head_lr'\]\['fc5'\]"):
         T.init(TC, bad, frames[0], gt[0], jax.random.key(1))
+
+
+def test_online_updates_at_the_learned_rates():
+    frames, gt = moving_object(n_frames=2, frame_hw=tiny_tracker.FRAME_HW, object_hw=(16, 20),
+                               occlusion=None, seed=9)
+    cfg = TC.replace(online_rates="learned", long_interval=1, iters_per_frame=0)
+    params = jtrack.init_params(cfg, jax.random.key(0))
+    with pytest.raises(ValueError, match="online_rates='learned' needs a head with learned"):
+        T.init(cfg, params, frames[0], gt[0], jax.random.key(1))
+    # The online update moves the head at the head's own rates: not at all at zero.
+    for scale in (0.0, 1e-2):
+        rates = jax.tree.map(lambda a, s=scale: jnp.full_like(a, s), params["head"])
+        st = T.init(cfg, dict(params, head_lr=rates), frames[0], gt[0], jax.random.key(1))
+        _assert_trees(st.opt_state.rates, rates, exact=True)
+        before = jax.tree.map(np.asarray, st.head)
+        st, out = T.step(cfg, st, frames[1])  # long_interval=1: an update on frame 1
+        assert bool(out.updated)
+        moved = not np.allclose(np.asarray(st.head["fc6"]["kernel"]), before["fc6"]["kernel"])
+        assert moved == (scale > 0), scale
