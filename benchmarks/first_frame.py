@@ -10,6 +10,7 @@ default; the goal is a quarter of the 660 ms the first frame took on this
 CPU when it was set (165 ms).
 
   PYTHONPATH=. python -m benchmarks.first_frame --meta_head=/tmp/meta/meta_head.npz
+  PYTHONPATH=. python -m benchmarks.first_frame --variant 'no dropout:dropout=0.0'
 """
 
 from __future__ import annotations
@@ -24,8 +25,19 @@ GOAL_MS = 660.0 / 4
 FAST = dict(iters_init=5, n_pos_init=200, n_neg_init=800)
 
 
-def variants(meta_head: str | None, tiny: bool) -> dict:
-    """{name: (config, params)}."""
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``'NAME:FIELD=VALUE,FIELD=VALUE'`` -> (NAME, TrackerConfig overrides)."""
+    from jtrack.config import parse_overrides
+
+    name, sep, fields = text.partition(":")
+    if not sep or not name or not fields:
+        raise ValueError(f"--variant {text!r}: expected NAME:FIELD=VALUE[,FIELD=VALUE...]")
+    return name, parse_overrides(fields.split(","))
+
+
+def variants(meta_head: str | None, tiny: bool, extra: dict | None = None) -> dict:
+    """{name: (config, params)}; ``extra``: {name: overrides} of more
+    random-head variants (what one lever of the default buys)."""
     import jtrack
     from jtrack.pretrain import load_params
 
@@ -37,15 +49,19 @@ def variants(meta_head: str | None, tiny: bool) -> dict:
         out["meta-learned head, 5 steps"] = (cfg, load_params(meta_head, cfg, jax.random.key(0)))
     cfg = common.config(tiny, **FAST)
     out["random head, 5 steps"] = (cfg, jtrack.init_params(cfg, jax.random.key(0)))
+    for name, changes in (extra or {}).items():
+        from jtrack.config import with_fields
+        cfg = with_fields(common.config(tiny), changes)
+        out[name] = (cfg, jtrack.init_params(cfg, jax.random.key(0)))
     return out
 
 
 def run(meta_head: str | None, repeats: int, tiny: bool,
-        sequences: tuple[str, ...] = SEQUENCES) -> dict:
+        sequences: tuple[str, ...] = SEQUENCES, extra: dict | None = None) -> dict:
     import jtrack
 
     res = {}
-    for name, (cfg, params) in variants(meta_head, tiny).items():
+    for name, (cfg, params) in variants(meta_head, tiny, extra).items():
         row = {}
         for seq in sequences:
             frames, gt = common.load_frames(seq, 2)
@@ -78,9 +94,17 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--sequences", default=",".join(SEQUENCES),
                    help="sequence folders or names under the data root, or 'synthetic'")
+    p.add_argument("--variant", action="append", default=[],
+                   metavar="NAME:FIELD=VALUE[,FIELD=VALUE]",
+                   help="another random-head variant, the default with these "
+                        "TrackerConfig changes (repeatable)")
     a = p.parse_args(argv)
+    try:
+        extra = dict(parse_variant(v) for v in a.variant)
+    except ValueError as e:
+        p.error(str(e))
     common.enable_compile_cache(a.compile_cache)
-    r = run(a.meta_head, a.repeats, a.tiny, tuple(a.sequences.split(",")))
+    r = run(a.meta_head, a.repeats, a.tiny, tuple(a.sequences.split(",")), extra)
     return common.report(a.out, "first_frame", r,
                          f"jtrack.init on the first frame, median of {a.repeats} calls",
                          table(r))
