@@ -289,7 +289,8 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         bbreg=w, box=box, frame_index=jnp.zeros((), jnp.int32), key=ks[8],
         widen=jnp.ones((), jnp.float32),
         scores=jnp.ones((config.score_history,), jnp.float32),
-        image_wh=image_wh, init_wh=box[2:], pending=jnp.zeros((), jnp.int32),
+        image_wh=image_wh, init_wh=box[2:],
+        pending=jnp.asarray(config.iters_init_deferred, jnp.int32),
         window=jnp.asarray(config.frames_long, jnp.int32))
 
 
@@ -348,21 +349,24 @@ def first_frame_samples(config: TrackerConfig, fmap: jax.Array, box: jax.Array,
 def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,
                       mem: memory.SampleMemory, neg_f: jax.Array, neg_ok: jax.Array,
                       key: jax.Array, first_order: bool = False) -> tuple[Params, Any]:
-    """The head after the first frame's ``iters_init`` SGD steps on the
-    positives in ``mem`` and the negatives ``neg_f`` (N, D); returns (head,
-    online optimizer state). ``head_lr`` None: the config's per-layer rates
-    with momentum, whose state carries on into the online updates. Given
-    (a meta-learned head's per-element rates, :mod:`jtrack.meta`): plain SGD
-    at those rates, and a fresh online optimizer state (or, with
-    ``online_rates='learned'``, the rates for the online updates). Differentiable in
-    ``head`` and ``head_lr`` (``first_order``: no second derivatives)."""
+    """The head after the first frame's ``iters_init`` SGD steps (less the
+    ``iters_init_deferred`` left to the next frames) on the positives in
+    ``mem`` and the negatives ``neg_f`` (N, D); returns (head, online
+    optimizer state). ``head_lr`` None: the config's per-layer rates with
+    momentum, whose state carries on into the online updates. Given (a
+    meta-learned head's per-element rates, :mod:`jtrack.meta`): plain SGD at
+    those rates, and a fresh online optimizer state (or, with
+    ``online_rates='learned'``, the rates for the online updates).
+    Differentiable in ``head`` and ``head_lr`` (``first_order``: no second
+    derivatives)."""
     # All the first frame's negatives form the pool of the initial training.
     init_mem = mem.replace(neg=neg_f[None], neg_valid=neg_ok[None],
                            neg_frame=jnp.zeros((1,), jnp.int32))
     opt_first, _ = optim.tracker_optimizers(config)
     opt = opt_first if head_lr is None else optim.elementwise_sgd(head_lr, first_order)
     head, opt_state, _ = _train(config, opt, head, opt.init(head), init_mem, jnp.int32(0),
-                                config.frames_long, key, config.iters_init)
+                                config.frames_long, key,
+                                config.iters_init - config.iters_init_deferred)
     if config.online_rates == "learned":
         if head_lr is None:
             raise ValueError("online_rates='learned' needs a head with learned rates "
