@@ -290,8 +290,18 @@ def _init_from_fmap(config: TrackerConfig, params: dict, fmap: jax.Array,
         widen=jnp.ones((), jnp.float32),
         scores=jnp.ones((config.score_history,), jnp.float32),
         image_wh=image_wh, init_wh=box[2:],
-        pending=jnp.asarray(config.iters_init_deferred, jnp.int32),
+        pending=jnp.asarray(first_frame_iters(config)[1], jnp.int32),
         window=jnp.asarray(config.frames_long, jnp.int32))
+
+
+def first_frame_iters(config: TrackerConfig) -> tuple[int, int]:
+    """(first-frame iterations run by ``init``, iterations left to the next
+    frames): ``iters_init`` split at ``iters_init_first`` when the online
+    updates run in chunks (``iters_per_frame`` > 0), else all at once."""
+    if not config.iters_per_frame:
+        return config.iters_init, 0
+    now = min(config.iters_init, config.iters_init_first)
+    return now, config.iters_init - now
 
 
 def first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,
@@ -349,8 +359,8 @@ def first_frame_samples(config: TrackerConfig, fmap: jax.Array, box: jax.Array,
 def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | None,
                       mem: memory.SampleMemory, neg_f: jax.Array, neg_ok: jax.Array,
                       key: jax.Array, first_order: bool = False) -> tuple[Params, Any]:
-    """The head after the first frame's ``iters_init`` SGD steps (less the
-    ``iters_init_deferred`` left to the next frames) on the positives in
+    """The head after the first frame's SGD steps (:func:`first_frame_iters`:
+    ``iters_init``, or ``iters_init_first`` of them) on the positives in
     ``mem`` and the negatives ``neg_f`` (N, D); returns (head, online
     optimizer state). ``head_lr`` None: the config's per-layer rates with
     momentum, whose state carries on into the online updates. Given (a
@@ -365,8 +375,7 @@ def train_first_frame(config: TrackerConfig, head: Params, head_lr: Params | Non
     opt_first, _ = optim.tracker_optimizers(config)
     opt = opt_first if head_lr is None else optim.elementwise_sgd(head_lr, first_order)
     head, opt_state, _ = _train(config, opt, head, opt.init(head), init_mem, jnp.int32(0),
-                                config.frames_long, key,
-                                config.iters_init - config.iters_init_deferred)
+                                config.frames_long, key, first_frame_iters(config)[0])
     if config.online_rates == "learned":
         if head_lr is None:
             raise ValueError("online_rates='learned' needs a head with learned rates "

@@ -112,16 +112,16 @@ def test_config_rejects_a_negative_chunk():
 
 
 def test_deferred_first_frame_iterations_run_on_the_next_frames(params, frames):
-    """iters_init_deferred: the first frame trains the rest of its
-    iterations (the same head as a shorter iters_init) and the next frames
-    run the deferred ones, iters_per_frame at a time, before any update."""
-    cfg = BASE.replace(iters_per_frame=2, iters_init=6, iters_init_deferred=4)
+    """iters_init_first: the first frame trains that many iterations (the
+    same head as that iters_init) and the next frames run the other ones,
+    iters_per_frame at a time, before any update."""
+    cfg = BASE.replace(iters_per_frame=2, iters_init=6, iters_init_first=2)
+    assert tracker.first_frame_iters(cfg) == (2, 4)
     state = jtrack.init(cfg, params, frames[0], BOX, jax.random.key(3))
-    short = jtrack.init(cfg.replace(iters_init=2, iters_init_deferred=0), params, frames[0],
-                        BOX, jax.random.key(3))
+    short = jtrack.init(cfg.replace(iters_init=2), params, frames[0], BOX, jax.random.key(3))
     for a, b in zip(jax.tree.leaves(state.head), jax.tree.leaves(short.head)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert int(state.pending) == 4
+    assert int(state.pending) == 4 and int(short.pending) == 0
     rows = _run(cfg, params, frames)
     updated = [r[0] for r in rows]
     # t = 1, 2: the deferred 4 (2 left, then 0); t = 5, 6, 7: the long-term update
@@ -130,8 +130,8 @@ def test_deferred_first_frame_iterations_run_on_the_next_frames(params, frames):
     assert [_head_changed(rows, i) for i in range(1, len(rows))] == updated[1:]
 
 
-def test_config_rejects_deferring_more_than_it_has_or_without_chunks():
-    with pytest.raises(ValueError, match="iters_init_deferred must be <= iters_init"):
-        CONFIG.replace(iters_init=5, iters_init_deferred=6)
-    with pytest.raises(ValueError, match="needs iters_per_frame > 0"):
-        CONFIG.replace(iters_per_frame=0, iters_init_deferred=2)
+def test_all_first_frame_iterations_at_once_without_chunks():
+    assert tracker.first_frame_iters(BASE.replace(iters_init=6, iters_init_first=2)) == (6, 0)
+    assert tracker.first_frame_iters(CONFIG.replace(iters_init=5, iters_init_first=20)) == (5, 0)
+    with pytest.raises(ValueError, match="iters_init_first must be a positive int"):
+        CONFIG.replace(iters_init_first=0)

@@ -73,9 +73,12 @@ VARIANTS: tuple[Variant, ...] = (
             (("layer_lr", PRETRAINED_LAYER_LR),), head="pretrained"),
     Variant("pretrained_mdnet_rates", "the shipped pretrained head trained online at "
             "MDNet's rates (fc4/fc5 at 1x)", head="pretrained"),
-    Variant("update_at_once", "each online update's 15 iterations on the frame that asks "
-            "for it, as py-MDNet (default: 3 per frame over the next frames)",
-            (("iters_per_frame", 0),)),
+    Variant("first_frame_at_once", "the first frame's 50 iterations over 5,000 negatives "
+            "on the first frame, as py-MDNet (default: 20 there, 30 over the next frames, "
+            "2,000 negatives)", (("iters_init_first", 50), ("n_neg_init", 5000)), cost=1.2),
+    Variant("update_at_once", "every training step on the frame that asks for it: the online "
+            "updates' 15 iterations and all 50 first-frame ones, as py-MDNet (default: 3 per "
+            "frame over the next frames)", (("iters_per_frame", 0),)),
     Variant("mdnet_head", "MDNet's head and update: fc4/fc5 512 wide, 1024 negatives "
             "scored for mining, updates at once (default: 256, 256, 3 iterations per frame)",
             (("hidden", 512), ("batch_neg_cand", 1024), ("iters_per_frame", 0)), cost=2.0),
