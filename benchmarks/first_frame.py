@@ -1,13 +1,14 @@
-"""First-frame time: the default 50-step init vs a meta-learned head's few steps.
+"""First-frame time: the default init vs a meta-learned head's few steps.
 
 ``jtrack.init`` (whole call, after its compilation) on the first frame of
-each sequence, for three variants: the default (random head, ``iters_init``
-50, 500 positives / 5000 negatives pooled), the meta-learned head with its
-few steps and smaller sample pools (``--meta_head``, :mod:`jtrack.meta`),
-and a random head with those same fast settings (what meta-learning must
-beat on accuracy). Prints median ms per sequence and the ratio to the
-default; the goal is a quarter of the 660 ms the first frame took on this
-CPU when it was set (165 ms).
+each sequence, for three variants: the default (random head, 20 of its 50
+first-frame iterations on the first frame, 500 positives / 2,000 negatives
+pooled), the meta-learned head with its few steps and smaller sample pools
+(``--meta_head``, :mod:`jtrack.meta`), and a random head with those same
+fast settings (what meta-learning must beat on accuracy); ``--variant``
+adds more. Prints median ms per sequence and the ratio to the default;
+the meta goal is a quarter of the 660 ms the first frame took on this CPU
+when it was set (165 ms).
 
   PYTHONPATH=. python -m benchmarks.first_frame --meta_head=/tmp/meta/meta_head.npz
   PYTHONPATH=. python -m benchmarks.first_frame --variant 'no dropout:dropout=0.0'
@@ -43,7 +44,7 @@ def variants(meta_head: str | None, tiny: bool, extra: dict | None = None) -> di
 
     out = {}
     default = common.config(tiny)
-    out["default (random head, 50 steps)"] = (default, jtrack.init_params(default, jax.random.key(0)))
+    out["default (random head)"] = (default, jtrack.init_params(default, jax.random.key(0)))
     if meta_head:
         cfg = common.config(tiny, **FAST)
         out["meta-learned head, 5 steps"] = (cfg, load_params(meta_head, cfg, jax.random.key(0)))
@@ -71,7 +72,7 @@ def run(meta_head: str | None, repeats: int, tiny: bool,
                                     warmup=2, repeats=repeats)
         row["median_ms"] = float(np.median([row[s]["median_ms"] for s in sequences]))
         res[name] = row
-    base = res["default (random head, 50 steps)"]["median_ms"]
+    base = res["default (random head)"]["median_ms"]
     for row in res.values():
         row["vs_default"] = row["median_ms"] / base
         row["vs_goal"] = row["median_ms"] / GOAL_MS

@@ -217,12 +217,12 @@ def test_first_frame(tmp_path, capsys):
     first_frame.main(["--tiny", "--sequences", "synthetic", "--repeats", "1",
                       "--variant", "no dropout:dropout=0.0", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "default (random head, 50 steps)" in out and "random head, 5 steps" in out
+    assert "default (random head)" in out and "random head, 5 steps" in out
     j = _json(tmp_path, "first_frame")
     rows = j["variants"]
     assert "no dropout" in rows
     with pytest.raises(SystemExit):  # a variant without its fields
         first_frame.main(["--variant", "no dropout"])
     assert "expected NAME:FIELD=VALUE" in capsys.readouterr().err
-    assert rows["default (random head, 50 steps)"]["vs_default"] == 1.0
+    assert rows["default (random head)"]["vs_default"] == 1.0
     assert all(v["synthetic"]["median_ms"] > 0 for v in rows.values())
