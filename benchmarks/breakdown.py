@@ -83,7 +83,7 @@ def _stages(config: jtrack.TrackerConfig, params: dict, state: T.TrackerState,
         mem = mem.replace(neg=neg[None], neg_valid=jnp.ones((1, neg.shape[0]), bool),
                           neg_frame=jnp.zeros((1,), jnp.int32))
         return T._train(config, opt_first, head, opt_first.init(head), mem, jnp.int32(0),
-                        config.frames_long, k, config.iters_init)[:2]
+                        config.frames_long, k, T.first_frame_iters(config)[0])[:2]
 
     first = [
         ("init", "region crop (init region)", lambda: init_crop(f0, box0)),
@@ -91,7 +91,8 @@ def _stages(config: jtrack.TrackerConfig, params: dict, state: T.TrackerState,
         ("init", "pos/neg/bbreg sample boxes", lambda: init_samples(key, box0)),
         ("init", "RoIAlign of all init samples", lambda: pool(fmap0, init_boxes, rbox0)),
         ("init", "bbreg fit (ridge)", lambda: fit(reg_f, reg_boxes, reg_ok)),
-        ("init", f"init training ({config.iters_init} iters)",
+        ("init", f"init training ({T.first_frame_iters(config)[0]} of "
+                 f"{config.iters_init} iters)",
          lambda: init_train(params["head"], init_feats, key)),
     ]
 
