@@ -7,8 +7,8 @@ pixels (see :mod:`jtrack.boxes`).
 import gc as _gc
 
 # Importing jax builds a large object graph in which a cyclic collection
-# finds nothing to free; pausing the collector meanwhile saves 0.1-0.2 s of a
-# 2-core CPU's start. Restored as it was: importing jtrack changes no setting.
+# finds nothing to free: the collector pauses meanwhile (a faster start),
+# and is restored as it was: importing jtrack changes no setting.
 _collecting = _gc.isenabled()
 _gc.disable()
 try:

@@ -584,7 +584,7 @@ def run() -> None:
     """The ``jtrack`` program: :func:`main`, with Python's cyclic garbage
     collector kept off the import-time heap (jax's tens of thousands of
     objects), which it would otherwise walk again in every full collection
-    and at exit (0.35 s of a 3 s warm start on a 2-core CPU)."""
+    and at exit (a tenth of a warm start on a small CPU)."""
     gc.freeze()
     rc = main()
     gc.freeze()

@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import json
 import os
 import pickle
-import json
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -37,6 +37,7 @@ _folder: str | None = None
 _MISSING = object()
 # What the previous process used, loaded ahead in threads: path -> Future.
 _prefetched: dict[str, Future] = {}
+_previous: list[str] = []  # file names the previous process used, in order
 _used: list[str] = []  # file names this process used, in order of first use
 
 
@@ -51,13 +52,14 @@ def enable(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     _folder = path
     _used.clear()
+    _previous[:] = _read_manifest(path)
+    _prefetched.clear()
     # Two loaders: the big init and step programs load side by side.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jtrack-prefetch")
     if jax.default_backend() == "cpu":
         pool.submit(_prepare_cpu_kernels)
-    for p in _prefetch_list(path):
-        if p not in _prefetched:
-            _prefetched[p] = pool.submit(_read, p)
+    for name in _previous:
+        _prefetched[os.path.join(path, name)] = pool.submit(_read, os.path.join(path, name))
     pool.shutdown(wait=False)  # the queue still runs; joined at exit
     return path
 
@@ -68,8 +70,9 @@ def _manifest(path: str) -> str:
     return os.path.join(path, f"used-{env}.json")
 
 
-def _prefetch_list(path: str) -> list[str]:
-    """Paths of the programs the previous process used, in order of use."""
+def _read_manifest(path: str) -> list[str]:
+    """Names of the programs the previous process used in ``path`` (those
+    still there), in order of use."""
     try:
         with open(_manifest(path)) as f:
             names = json.load(f)
@@ -77,11 +80,8 @@ def _prefetch_list(path: str) -> list[str]:
         return []
     if not isinstance(names, list):
         return []
-    out = []
-    for n in names:
-        if isinstance(n, str) and os.sep not in n and os.path.exists(os.path.join(path, n)):
-            out.append(os.path.join(path, n))
-    return out
+    return [n for n in names if isinstance(n, str) and os.sep not in n
+            and os.path.exists(os.path.join(path, n))]
 
 
 def _read(path: str):
@@ -101,18 +101,12 @@ def _note_used(path: str) -> None:
     if name in _used:
         return
     _used.append(name)
-    manifest = _manifest(os.path.dirname(path))
-    try:
-        with open(manifest) as f:
-            before = json.load(f)
-    except (OSError, ValueError):
-        before = None
-    if isinstance(before, list) and before[:len(_used)] == _used:
+    if _previous[:len(_used)] == _used:
         return
     from jtrack.data.results import atomic_write_bytes
 
     try:
-        atomic_write_bytes(manifest, json.dumps(_used).encode())
+        atomic_write_bytes(_manifest(os.path.dirname(path)), json.dumps(_used).encode())
     except OSError:
         pass  # a read-only folder: no prefetch next time
 
