@@ -40,6 +40,7 @@ def variants(meta_head: str | None, tiny: bool, extra: dict | None = None) -> di
     """{name: (config, params)}; ``extra``: {name: overrides} of more
     random-head variants (what one lever of the default buys)."""
     import jtrack
+    from jtrack.config import with_fields
     from jtrack.pretrain import load_params
 
     out = {}
@@ -51,7 +52,6 @@ def variants(meta_head: str | None, tiny: bool, extra: dict | None = None) -> di
     cfg = common.config(tiny, **FAST)
     out["random head, 5 steps"] = (cfg, jtrack.init_params(cfg, jax.random.key(0)))
     for name, changes in (extra or {}).items():
-        from jtrack.config import with_fields
         cfg = with_fields(common.config(tiny), changes)
         out[name] = (cfg, jtrack.init_params(cfg, jax.random.key(0)))
     return out

@@ -52,11 +52,13 @@ def make_optimizer(layer_lr: tuple[tuple[str, float], ...], lr: float,
 
 def tracker_optimizers(config) -> tuple[optax.GradientTransformation,
                                         optax.GradientTransformation]:
-    """(first-frame optimizer, online-update optimizer) for a TrackerConfig."""
+    """(first-frame optimizer, online-update optimizer) for a TrackerConfig
+    (``online_rates='learned'``: the online one is :func:`learned_rate_sgd`)."""
     kw = dict(momentum=config.momentum, weight_decay=config.weight_decay,
               grad_clip=config.grad_clip)
-    return (make_optimizer(config.layer_lr, config.lr_init, **kw),
-            make_optimizer(config.layer_lr, config.lr_update, **kw))
+    online = (learned_rate_sgd() if config.online_rates == "learned"
+              else make_optimizer(config.layer_lr, config.lr_update, **kw))
+    return make_optimizer(config.layer_lr, config.lr_init, **kw), online
 
 
 def elementwise_sgd(rates: Any, first_order: bool = False) -> optax.GradientTransformation:

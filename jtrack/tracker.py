@@ -494,8 +494,6 @@ def _update_head(config: TrackerConfig, state: TrackerState,
     ``iters_update`` iterations, or ``iters_per_frame`` of them when the
     update is spread over frames. Returns (head, opt_state)."""
     _, opt_update = optim.tracker_optimizers(config)
-    if config.online_rates == "learned":
-        opt_update = optim.learned_rate_sgd()
     head, opt_state, _ = _train(config, opt_update, state.head, state.opt_state,
                                 state.memory, state.frame_index, state.window, key,
                                 config.iters_per_frame or config.iters_update)
