@@ -176,6 +176,15 @@ def test_meta_head_loads_into_the_tracker(domains, tmp_path):
     assert np.all(np.isfinite(np.asarray(out.box)))
     with pytest.raises(ValueError, match="meta-learned for iters_init=3"):
         load_params(path, TC.replace(iters_init=50), jax.random.key(0))
+    # 3 steps at the learned rates on the first frame, the other 6 deferred
+    # to the next frames at the online rates
+    deferred = TC.replace(iters_init=9, iters_init_first=3, iters_per_frame=2)
+    st = T.init(deferred, load_params(path, deferred, jax.random.key(0)), frames[0], gt[0],
+                jax.random.key(1))
+    _assert_trees(st.head, want, rtol=1e-5)
+    assert int(st.pending) == 6
+    _, out = T.step(deferred, st, frames[1])
+    assert bool(out.updated)
     bad = dict(params, head_lr={"fc4": params["head_lr"]["fc4"]})
     with pytest.raises(ValueError, match=r"missing params\['head_lr'\]\['fc5'\]"):
         T.init(TC, bad, frames[0], gt[0], jax.random.key(1))

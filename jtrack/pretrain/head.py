@@ -23,7 +23,7 @@ from jtrack import nets
 from jtrack.config import TrackerConfig
 from jtrack.data.results import atomic_write_bytes
 from jtrack.pretrain.config import PretrainConfig
-from jtrack.tracker import feature_dim, init_params
+from jtrack.tracker import feature_dim, first_frame_iters, init_params
 
 _META = "__meta__"
 
@@ -175,8 +175,9 @@ def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "fi
     """``{'backbone', 'head'}`` for :func:`jtrack.init`: :func:`jtrack.init_params`
     with the head (:func:`load_head`) and a trained backbone, if the file has
     one, from ``path``; plus ``head_lr`` for a meta-learned head (its
-    first-frame rates, learned for ``iters_init`` steps: the config must
-    have the same)."""
+    first-frame rates, learned for ``iters_init`` steps: the config must run
+    as many on the first frame, :func:`jtrack.tracker.first_frame_iters`;
+    iterations it defers to the next frames run at the online rates)."""
     kp, kh = jax.random.split(key)
     params = init_params(config, kp, head="random")
     _, backbone, _ = read_head(path)
@@ -191,9 +192,12 @@ def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "fi
     rates = read_rates(path)
     if rates is not None:
         k = _read(path)[1]["iters_init"]
-        if config.iters_init != k:
+        now = first_frame_iters(config)[0]
+        if now != k:
             raise ValueError(f"{path} was meta-learned for iters_init={k} first-frame "
-                             f"steps, but the config has iters_init={config.iters_init}")
+                             f"steps, but the config runs {now} on the first frame "
+                             f"(iters_init={config.iters_init}, iters_init_first="
+                             f"{config.iters_init_first})")
         if fc6 != "file":
             raise ValueError(f"{path} is meta-learned: its rates belong to its own fc6 "
                              "(fc6='file')")
