@@ -31,9 +31,10 @@ class TrackerConfig:
     # (MDNet's 4608), and online training costs ~2.5x less on CPU with no
     # loss on the validation domains (docs/realtime.md).
     hidden: int = 256
-    # Several regions in one call (multi-target step_many, init_many):
-    # "batch" = one batched backbone pass (accelerators), "map" = one region
-    # after the other inside the same compiled program (CPU: one region's
+    # Several targets in one call (multi-target step_many, init_many):
+    # "batch" = one batched backbone pass and one vmapped online update of
+    # the heads (accelerators), "map" = one region, and one update, after
+    # the other inside the same compiled program (CPU: one region's
     # activations stay in cache; a batch of 4 regions took 2-3x as long as
     # 4 single passes here), "auto" = "map" on CPU, "batch" elsewhere.
     region_batching: str = "auto"

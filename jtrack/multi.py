@@ -11,10 +11,11 @@ call (one batched pass on accelerators; one region after the other on CPU,
 where a batch is slower than the loop: ``TrackerConfig.region_batching``),
 locates every target with ``vmap`` over the single-target
 :func:`jtrack.tracker._locate` (on CPU its RoIAlign runs target by target:
-vmapped, the batched einsums were slower than a loop), and trains the heads that need it (a
-``while_loop`` over the targets that update this frame, so the others, and
-inactive slots, skip the expensive training instead of computing it and
-masking it away). The per-target math is the single-target tracker's, so
+vmapped, the batched einsums were slower than a loop), and trains the heads that need it:
+on CPU a ``while_loop`` over the targets that update this frame, so the
+others, and inactive slots, skip the expensive training instead of computing
+it and masking it away; on accelerators (``region_batching="batch"``) one
+vmapped update of every head, kept where it was due, whenever any is. The per-target math is the single-target tracker's, so
 with the same PRNG keys each target follows :func:`jtrack.step` up to
 float32 rounding.
 
@@ -265,6 +266,46 @@ def _mask_output(out: T.TrackOutput, active: jax.Array) -> T.TrackOutput:
     return jax.tree.map(mask, out)
 
 
+def _update_together(config: TrackerConfig, targets: T.TrackerState, todo: jax.Array,
+                     keys: jax.Array) -> T.TrackerState:
+    """Every head trained in one vmapped update, kept where ``todo`` (N,):
+    on an accelerator one batch of small kernels costs about what one
+    target's update does, where a loop pays the whole chain per target."""
+    head, opt_state = jax.vmap(functools.partial(T._update_head, config))(targets, keys)
+
+    def pick(a, b):
+        return jnp.where(todo.reshape(todo.shape + (1,) * (a.ndim - 1)), a, b)
+    return targets.replace(head=jax.tree.map(pick, head, targets.head),
+                           opt_state=jax.tree.map(pick, opt_state, targets.opt_state))
+
+
+def _update_in_turn(config: TrackerConfig, targets: T.TrackerState, todo: jax.Array,
+                    n_todo: jax.Array, keys: jax.Array) -> T.TrackerState:
+    """Only the heads that update (``todo`` (N,)), one after the other: a
+    while loop over their indices (none: the body never runs). A vmapped
+    update would train every head every frame (on CPU that costs its full
+    price per head); a cond per slot copies the stacked heads through both
+    branches (measured: ~5 ms per slot and frame at 4 slots on CPU)."""
+    order = jnp.argsort(~todo, stable=True)  # updating slots first
+
+    def update(carry):
+        k, tg = carry
+        i = order[k]
+        # k rides through the barrier with the target's slice so the
+        # training input stays loop-variant: with one slot, x[i] folds
+        # to x[0] and XLA would hoist the whole training out of the
+        # loop (and run it on every frame).
+        one, k = jax.lax.optimization_barrier((_take(tg, i), k))
+        h, o = T._update_head(config, one, keys[i])
+        put = lambda a, x: a.at[i].set(x)  # noqa: E731
+        return k + 1, tg.replace(head=jax.tree.map(put, tg.head, h),
+                                 opt_state=jax.tree.map(put, tg.opt_state, o))
+
+    # The whole stacked state is the loop's carry: what the loop only
+    # reads (the sample memories) would otherwise be copied into it.
+    return jax.lax.while_loop(lambda c: c[0] < n_todo, update, (jnp.int32(0), targets))[1]
+
+
 @stored_jit(static_argnums=(0, 1), donate_argnums=3)
 def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, image_wh):
     def body(backbone, targets, active, images, rboxes, image_wh):
@@ -278,31 +319,13 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
         new, out, k_upd = jax.vmap(functools.partial(T._locate, config, pool=pool))(
             targets, fmaps, rboxes, image_wh)
 
-        # Only the targets that update this frame, one after the other: a
-        # while loop over their indices (none: the loop body never runs).
-        # A vmapped cond would train every head every frame and select
-        # afterwards; a cond per slot copies the stacked heads through both
-        # branches (measured: ~5 ms per slot and frame at 4 slots on CPU).
         todo = out.updated & active
         n_todo = todo.sum()
-        order = jnp.argsort(~todo, stable=True)  # updating slots first
-
-        def update(carry):
-            k, tg = carry
-            i = order[k]
-            # k rides through the barrier with the target's slice so the
-            # training input stays loop-variant: with one slot, x[i] folds
-            # to x[0] and XLA would hoist the whole training out of the
-            # loop (and run it on every frame).
-            one, k = jax.lax.optimization_barrier((_take(tg, i), k))
-            h, o = T._update_head(config, one, k_upd[i])
-            put = lambda a, x: a.at[i].set(x)
-            return k + 1, tg.replace(head=jax.tree.map(put, tg.head, h),
-                                     opt_state=jax.tree.map(put, tg.opt_state, o))
-
-        # The whole stacked state is the loop's carry: what the loop only
-        # reads (the sample memories) would otherwise be copied into it.
-        _, new = jax.lax.while_loop(lambda c: c[0] < n_todo, update, (jnp.int32(0), new))
+        if region_batching(config) == "batch":
+            new = jax.lax.cond(n_todo > 0, lambda tg: _update_together(config, tg, todo, k_upd),
+                               lambda tg: tg, new)
+        else:
+            new = _update_in_turn(config, new, todo, n_todo, k_upd)
         # A free slot keeps its box, frame index and key (the memory of a
         # free slot may take samples: it is never read again, add_target
         # overwrites it; selecting it would copy every ring each frame).
