@@ -321,8 +321,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
 
         todo = out.updated & active
         n_todo = todo.sum()
-        import os
-        if region_batching(config) == "batch" or os.environ.get("JT_VUPD"):
+        if region_batching(config) == "batch":
             new = jax.lax.cond(n_todo > 0, lambda tg: _update_together(config, tg, todo, k_upd),
                                lambda tg: tg, new)
         else:
