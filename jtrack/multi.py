@@ -321,11 +321,14 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
 
         todo = out.updated & active
         n_todo = todo.sum()
+        together = functools.partial(_update_together, config, todo=todo, keys=k_upd)
         if region_batching(config) == "batch":
-            new = jax.lax.cond(n_todo > 0, lambda tg: _update_together(config, tg, todo, k_upd),
-                               lambda tg: tg, new)
+            new = jax.lax.cond(n_todo > 0, together, lambda tg: tg, new)
         else:
-            new = _update_in_turn(config, new, todo, n_todo, k_upd)
+            # On CPU a vmapped update costs every slot's full training, worth it
+            # only when every slot trains (it then saves the loop's copies).
+            new = jax.lax.cond(n_todo == todo.shape[0], together, functools.partial(
+                _update_in_turn, config, todo=todo, n_todo=n_todo, keys=k_upd), new)
         # A free slot keeps its box, frame index and key (the memory of a
         # free slot may take samples: it is never read again, add_target
         # overwrites it; selecting it would copy every ring each frame).

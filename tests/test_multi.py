@@ -93,16 +93,18 @@ def test_equals_single_target_tracker_on_three_targets(params, keys, singles):
     assert np.isnan(outs.box[3]).all() and not outs.updated[3].any()
 
 
-@pytest.mark.parametrize("batching, targets", [("batch", [0, 1, 2]), ("map", [1])])
+@pytest.mark.parametrize("batching, targets", [("batch", [0, 1, 2]), ("map", [1]),
+                                               ("map", [0, 2])])
 def test_region_batching_and_one_slot_equal_single_targets(params, singles, batching, targets):
     """Both ways of running the targets (one batched backbone pass and one
-    vmapped update; one region and one update at a time)
-    follow the single-target tracker, and so does a lone slot (capacity 1:
-    its online update runs only on the frames where it is due)."""
+    vmapped update; one region at a time, the update vmapped when every slot
+    is due, else one at a time) follow the single-target tracker, and so does
+    a lone slot (capacity 1: its online update runs only on the frames where
+    it is due)."""
     config = CONFIG.replace(region_batching=batching)
     assert multi.region_batching(config) == batching
     state = jtrack.stack_states(params, [jax.tree.map(jnp.copy, singles[k][0]) for k in targets])
-    assert state.capacity == (4 if len(targets) == 3 else 1)
+    assert state.capacity == {1: 1, 2: 2, 3: 4}[len(targets)]
     outs = []
     for t in range(1, N_STEPS + 1):
         state, o = jtrack.step_many(config, state, _frame(t))
@@ -113,9 +115,11 @@ def test_region_batching_and_one_slot_equal_single_targets(params, singles, batc
         np.testing.assert_allclose(outs.box[slot], want.box, atol=1e-3)
         np.testing.assert_array_equal(outs.updated[slot], want.updated)
         _leaves_close(jtrack.unstack_states(state)[slot].head, singles[k][2].head, 1e-3)
-    if len(targets) > 1:  # some frames update some targets but not all
-        due = outs.updated[:len(targets)]
-        assert (due.any(0) & ~due.all(0)).any()
+    due = outs.updated[:len(targets)]
+    if len(targets) > 1:
+        assert due.all(0).any()  # frames where every target trains ...
+    if len(targets) > 2:
+        assert (due.any(0) & ~due.all(0)).any()  # ... and frames where only some do
     with pytest.raises(ValueError, match="region_batching"):
         CONFIG.replace(region_batching="vmap")
 
