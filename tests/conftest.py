@@ -1,7 +1,9 @@
 """Test-wide setup.
 
-Four host CPU devices so multi-device code (sharding, per-device runners) is
-exercised on CPU. XLA reads its flags only when jax initialises its backend,
+The suite runs on CPU, also on a machine with a GPU (``JAX_PLATFORMS=cpu``
+unless set: the tests compare against CPU results and count on four host
+devices). Four host CPU devices so multi-device code (sharding, per-device
+runners) is exercised on CPU. XLA reads its flags only when jax initialises its backend,
 so they are set here, before any test module imports jax; child processes
 inherit them.
 
@@ -16,6 +18,7 @@ import os
 import shutil
 import tempfile
 
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _FLAG = "--xla_force_host_platform_device_count=4"
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
