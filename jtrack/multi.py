@@ -11,13 +11,14 @@ call (one batched pass on accelerators; one region after the other on CPU,
 where a batch is slower than the loop: ``TrackerConfig.region_batching``),
 locates every target with ``vmap`` over the single-target
 :func:`jtrack.tracker._locate` (on CPU its RoIAlign runs target by target:
-vmapped, the batched einsums were slower than a loop), and trains the heads that need it:
-on CPU a ``while_loop`` over the targets that update this frame, so the
-others, and inactive slots, skip the expensive training instead of computing
-it and masking it away; on accelerators (``region_batching="batch"``) one
-vmapped update of every head, kept where it was due, whenever any is. The per-target math is the single-target tracker's, so
-with the same PRNG keys each target follows :func:`jtrack.step` up to
-float32 rounding.
+vmapped, the batched einsums were slower than a loop), and trains the heads
+that need it: on CPU a ``while_loop`` over the targets that update this
+frame, so the others, and inactive slots, skip the expensive training
+instead of computing it and masking it away (one vmapped update when every
+slot is due); on accelerators (``region_batching="batch"``) one vmapped
+update of every head, kept where it was due, whenever any is. The
+per-target math is the single-target tracker's, so with the same PRNG keys
+each target follows :func:`jtrack.step` up to float32 rounding.
 
 Capacity and the active mask: shapes depend only on ``capacity`` (a power of
 two, a multiple of the device count), so adding targets to free slots and

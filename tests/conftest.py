@@ -1,11 +1,11 @@
 """Test-wide setup.
 
 The suite runs on CPU, also on a machine with a GPU (``JAX_PLATFORMS=cpu``
-unless set: the tests compare against CPU results and count on four host
-devices). Four host CPU devices so multi-device code (sharding, per-device
-runners) is exercised on CPU. XLA reads its flags only when jax initialises its backend,
-so they are set here, before any test module imports jax; child processes
-inherit them.
+unless set: the multi-device tests count on four host devices). Four host
+CPU devices so multi-device code (sharding, per-device runners) is
+exercised on CPU. XLA reads its flags only when jax initialises its
+backend, so they are set here, before any test module imports jax; child
+processes inherit them.
 
 One persistent compilation cache for the whole run, shared by the pytest
 workers and the ``jtrack`` / benchmark child processes they start (each
