@@ -33,10 +33,11 @@ class TrackerConfig:
     hidden: int = 256
     # Several targets in one call (multi-target step_many, init_many):
     # "batch" = one batched backbone pass and one vmapped online update of
-    # the heads (accelerators), "map" = one region, and one update, after
-    # the other inside the same compiled program (CPU: one region's
-    # activations stay in cache; a batch of 4 regions took 2-3x as long as
-    # 4 single passes here), "auto" = "map" on CPU, "batch" elsewhere.
+    # the heads (accelerators), "map" = one region after the other inside
+    # the same compiled program, and the due heads trained one at a time
+    # unless every slot is due (CPU: one region's activations stay in cache;
+    # a batch of 4 regions took 2-3x as long as 4 single passes here),
+    # "auto" = "map" on CPU, "batch" elsewhere.
     region_batching: str = "auto"
     dropout: float = 0.5
 

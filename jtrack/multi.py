@@ -258,9 +258,14 @@ def _first_frame_params(backbone, head, head_lr) -> dict:
     return params
 
 
+def _per_slot(mask: jax.Array, x: jax.Array) -> jax.Array:
+    """``mask`` (N,) shaped to broadcast against ``x`` (N, ...)."""
+    return mask.reshape(mask.shape + (1,) * (x.ndim - 1))
+
+
 def _mask_output(out: T.TrackOutput, active: jax.Array) -> T.TrackOutput:
     def mask(x):
-        a = active.reshape(active.shape + (1,) * (x.ndim - 1))
+        a = _per_slot(active, x)
         if x.dtype == jnp.bool_:
             return x & a
         return jnp.where(a, x, jnp.nan)
@@ -275,7 +280,7 @@ def _update_together(config: TrackerConfig, targets: T.TrackerState, todo: jax.A
     head, opt_state = jax.vmap(functools.partial(T._update_head, config))(targets, keys)
 
     def pick(a, b):
-        return jnp.where(todo.reshape(todo.shape + (1,) * (a.ndim - 1)), a, b)
+        return jnp.where(_per_slot(todo, a), a, b)
     return targets.replace(head=jax.tree.map(pick, head, targets.head),
                            opt_state=jax.tree.map(pick, opt_state, targets.opt_state))
 
@@ -333,8 +338,7 @@ def _step_many_jit(config, mesh, backbone, targets, active, images, rboxes, imag
         # A free slot keeps its box, frame index and key (the memory of a
         # free slot may take samples: it is never read again, add_target
         # overwrites it; selecting it would copy every ring each frame).
-        keep = lambda a, b: jnp.where(  # noqa: E731
-            active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
+        keep = lambda a, b: jnp.where(_per_slot(active, a), a, b)  # noqa: E731
         small = ("box", "frame_index", "key", "widen", "scores", "image_wh")
         new = new.replace(**{
             f: keep(getattr(new, f), getattr(targets, f)) for f in small})
