@@ -76,6 +76,8 @@ flags.DEFINE_float("lr", 1e-3, "Base learning rate.")
 flags.DEFINE_string("layer_lr", "fc4=1,fc5=1,fc6=10",
                     "layer=multiplier list; add backbone=0.1 to train the backbone "
                     "(slow on CPU: no feature cache), absent or 0 = frozen.")
+flags.DEFINE_integer("backbone_blocks", 0, "With backbone in --layer_lr: train only the "
+                     "backbone's last N blocks (their input is cached per frame); 0 = all.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 5e-4, "Weight decay.")
 flags.DEFINE_float("grad_clip", 10.0, "Global-norm gradient clip (0 = off).")
@@ -114,7 +116,7 @@ def make_config():
         pos_trans=FLAGS.pos_trans, pos_scale=FLAGS.pos_scale, neg_trans=FLAGS.neg_trans,
         neg_scale=FLAGS.neg_scale, top_k=FLAGS.top_k, layer_lr=parse_layer_lr(FLAGS.layer_lr),
         lr=FLAGS.lr, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
-        grad_clip=FLAGS.grad_clip)
+        grad_clip=FLAGS.grad_clip, backbone_blocks=FLAGS.backbone_blocks)
 
 
 def prepare(config, sources, progress: bool = True) -> list:
@@ -122,9 +124,10 @@ def prepare(config, sources, progress: bool = True) -> list:
     from jtrack.pretrain import prepare_domain
 
     domains, seconds = prepare_each(sources, progress, lambda name, frames, gt, bb: (
-        prepare_domain(config, name, frames, gt, None if config.train_backbone else bb,
+        prepare_domain(config, name, frames, gt, None if config.cached == "image" else bb,
                        holdout=FLAGS.holdout)), config.tracker.backbone)
-    cached = "crops" if config.train_backbone else "feature maps"
+    cached = {"image": "crops", "mid": "the backbone front's output",
+              "fmap": "feature maps"}[config.cached]
     _say(f"prepared {sum(len(d) for d in domains)} frames in {seconds:.1f}s (cached {cached})")
     return domains
 
@@ -158,7 +161,9 @@ def train(config, domains, ckpt_dir: str, out: str, exclude, progress: bool = Tr
     state = init_state(config, len(domains), FLAGS.seed, FLAGS.data_seed, mesh)
     if config.train_backbone:  # start from the backbone the tracker would use
         bb_params = get_backbone(config.tracker.backbone).init(jax.random.key(0))
-        state["params"]["backbone"] = parallel.replicate(bb_params, mesh)
+        trained = state["params"]["backbone"]  # all of it, or its last blocks
+        state["params"]["backbone"] = parallel.replicate(
+            {k: bb_params[k] for k in trained}, mesh)
         state["opt_state"] = parallel.replicate(make_optimizer(config).init(state["params"]), mesh)
     step_fn, eval_fn = make_step(config, mesh), make_eval(config, mesh)
     state, rec = fit(

@@ -39,6 +39,9 @@ class Backbone:
       offset: region-pixel coordinate of the centre of feature cell 0
         (continuous coordinates, pixel i covers [i, i+1)).
       channels: C.
+      split: optional ``k -> BackboneSplit``: the trunk cut before its last
+        ``k`` blocks, so that offline training can cache the front's output
+        and train only the tail (None: the trunk cannot be cut).
     """
 
     name: str
@@ -47,6 +50,24 @@ class Backbone:
     stride: float
     offset: float
     channels: int
+    split: Callable[[int], "BackboneSplit"] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSplit:
+    """A trunk cut in two: ``apply(p, x) == tail(p, front(p, x))``.
+
+    Attributes:
+      front: ``(params, image) -> mid`` (same image layout as ``apply``).
+      tail: ``(params, mid) -> fmap``.
+      tail_keys: top-level parameter keys used by ``tail`` only; both parts
+        read their own keys from the full parameter tree, so a tail-only
+        subtree works for ``tail``.
+    """
+
+    front: Callable[[Params, jax.Array], jax.Array]
+    tail: Callable[[Params, jax.Array], jax.Array]
+    tail_keys: tuple[str, ...]
 
 
 _BACKBONES: dict[str, Callable[[], Backbone]] = {}

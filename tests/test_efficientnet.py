@@ -107,6 +107,15 @@ def test_registered_backbone():
     f = jax.jit(bb.apply)(params, x)
     assert f.shape == (2, 28, 28, 40) and f.dtype == jnp.float32
     np.testing.assert_allclose(jax.jit(bb.apply)(params, x[1]), f[1], rtol=1e-4, atol=1e-4)
+    # cut before the last stage (blocks 3-4): the tail needs only its own keys
+    cut = bb.split(2)
+    assert cut.tail_keys == ("block3", "block4")
+    mid = jax.jit(cut.front)(params, x)
+    assert mid.shape == (2, 55, 55, 24)
+    tail = jax.jit(cut.tail)({k: params[k] for k in cut.tail_keys}, mid)
+    np.testing.assert_allclose(tail, f, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="has 5 blocks; cannot train its last 6"):
+        bb.split(6)
 
 
 @pytest.mark.parametrize("n_blocks,classifier", [(5, False), (16, True)])

@@ -12,6 +12,7 @@ import sys
 import flax.linen as nn
 import imageio.v3 as iio
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -32,9 +33,36 @@ class _TinyConv(nn.Module):
         return nn.relu(nn.Conv(16, (4, 4), (2, 2), padding="VALID", name="conv")(x / 255.0))
 
 
+class _Scale(nn.Module):  # a second, trainable "block" after the conv
+    @nn.compact
+    def __call__(self, x):
+        return x * self.param("gain", nn.initializers.ones, (x.shape[-1],))
+
+
 def _tiny_backbone():
-    return nets.linen_backbone("pretrain_test_tiny", _TinyConv(), stride=2.0, offset=2.0,
-                               channels=16, init_side=48)
+    """conv, then a per-channel gain; splittable before the gain."""
+    conv, gain = _TinyConv(), _Scale()
+
+    def init(key):
+        del key  # stands for a pretrained trunk: the same weights for any key
+        x = jnp.zeros((48, 48, 3))
+        p = conv.init(jax.random.key(0), x)["params"]
+        return {"conv": p, "gain": gain.init(jax.random.key(0),
+                                             conv.apply({"params": p}, x))["params"]}
+
+    def front(p, x):
+        return conv.apply({"params": p["conv"]}, x)
+
+    def tail(p, mid):
+        return gain.apply({"params": p["gain"]}, mid)
+
+    def split(k):
+        if k != 1:
+            raise ValueError("the tiny backbone has 2 blocks; only the last one can train alone")
+        return nets.BackboneSplit(front, tail, ("gain",))
+
+    return nets.Backbone("pretrain_test_tiny", init, lambda p, x: tail(p, front(p, x)),
+                         stride=2.0, offset=2.0, channels=16, split=split)
 
 
 nets.register_backbone("pretrain_test_tiny", _tiny_backbone)
@@ -152,6 +180,40 @@ def test_trained_backbone_uses_crops_and_moves(bb_domains):
              zip(jax.tree.leaves(before), jax.tree.leaves(state["params"]["backbone"]))]
     assert any(moved)
     assert "backbone" not in init_state(CFG, 1, 0, 0, mesh)["params"]
+
+
+def test_last_blocks_train_on_the_cached_front(tmp_path):
+    """backbone_blocks=1: the domain caches the front's output, only the last
+    block trains, and the tracker loads it over the untrained front."""
+    cfg = CFG_BB.replace(backbone_blocks=1)
+    frames, gt = moving_object(n_frames=6, frame_hw=(64, 80), object_hw=(16, 20),
+                               occlusion=None, seed=0)
+    bb = nets.get_backbone(TC.backbone)
+    start = bb.init(jax.random.key(0))
+    doms = [prepare_domain(cfg, "syn0", frames, gt, start, holdout=0.0)]
+    assert doms[0].data.shape == (6, 23, 23, 16) and doms[0].data.dtype == np.float32
+    mesh = parallel.make_mesh(1)
+    state = init_state(cfg, 1, 0, 0, mesh)
+    assert set(state["params"]["backbone"]) == {"gain"}
+    # cached front + tail == the whole backbone on the crop
+    crop = prepare_domain(CFG_BB, "syn0", frames, gt, holdout=0.0).data[:2]
+    from jtrack.pretrain import model
+    np.testing.assert_allclose(
+        model.feature_maps(cfg, state["params"], {"mid": doms[0].data[:2]}),
+        bb.apply(start, crop.astype(np.float32)), rtol=1e-5, atol=1e-6)
+    state, _ = _run(cfg, doms, 1, 2, state)
+    params = jax.device_get(state["params"])
+    assert not np.array_equal(params["backbone"]["gain"]["gain"], start["gain"]["gain"])
+    path = str(tmp_path / "head.npz")
+    save_head(path, cfg, params, {"steps": 2})
+    loaded = load_params(path, TC, jax.random.key(3))["backbone"]
+    np.testing.assert_array_equal(loaded["gain"]["gain"], params["backbone"]["gain"]["gain"])
+    np.testing.assert_array_equal(loaded["conv"]["conv"]["kernel"],
+                                  start["conv"]["conv"]["kernel"])
+    with pytest.raises(ValueError, match="backbone_blocks > 0 needs a trained backbone"):
+        CFG.replace(backbone_blocks=1)
+    with pytest.raises(ValueError, match="only the last one can train alone"):
+        init_state(CFG_BB.replace(backbone_blocks=2), 1, 0, 0, mesh)
 
 
 def test_exclude_list_respected(tmp_path):

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtrack.nets import Backbone, register_backbone
+from jtrack.nets import Backbone, BackboneSplit, register_backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -202,6 +202,25 @@ class EfficientNetLite0(nn.Module):
         return x.reshape(lead + x.shape[1:])
 
 
+class EfficientNetLite0Tail(nn.Module):
+    """Blocks ``start .. n_blocks - 1`` of :class:`EfficientNetLite0` (same
+    parameter names), applied to the ``(..., h, w, C)`` output of the first
+    ``start`` blocks."""
+
+    start: int
+    n_blocks: int
+    depthwise: str = "auto"
+
+    @nn.compact
+    def __call__(self, x):
+        lead = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        for i in range(self.start, self.n_blocks):
+            e, k, s, c = BLOCKS[i]
+            x = MBConv(e, k, s, c, self.depthwise, name=f"block{i}")(x)
+        return x.reshape(lead + x.shape[1:])
+
+
 # ----------------------------------------------------------------------------
 # Backbone registration
 
@@ -230,8 +249,26 @@ def efficientnet_lite0_backbone(n_blocks: int = 5, depthwise: str = "auto",
     def apply(params, image):
         return module.apply({"params": params}, image)
 
+    def split(k: int) -> BackboneSplit:
+        if not 0 < k <= n_blocks:
+            raise ValueError(f"backbone {name!r} has {n_blocks} blocks; cannot train "
+                             f"its last {k}")
+        start = n_blocks - k
+        front_module = EfficientNetLite0(n_blocks=start, depthwise=depthwise)
+        tail_module = EfficientNetLite0Tail(start, n_blocks, depthwise)
+        keys = tuple(f"block{i}" for i in range(start, n_blocks))
+
+        def front(params, image):
+            used = {key: v for key, v in params.items() if key not in keys}
+            return front_module.apply({"params": used}, image)
+
+        def tail(params, mid):
+            return tail_module.apply({"params": {key: params[key] for key in keys}}, mid)
+
+        return BackboneSplit(front, tail, keys)
+
     return Backbone(name, init, apply, stride=float(total_stride(n_blocks)),
-                    offset=0.5, channels=out_channels(n_blocks))
+                    offset=0.5, channels=out_channels(n_blocks), split=split)
 
 
 def _register(names_blocks: Sequence[tuple[str, int]]) -> None:

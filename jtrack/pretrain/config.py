@@ -37,6 +37,9 @@ class PretrainConfig:
     # (layer, multiplier); 'backbone' absent or 0 = frozen backbone, whose
     # feature maps are then computed once per frame and cached.
     layer_lr: tuple[tuple[str, float], ...] = (("fc4", 1.0), ("fc5", 1.0), ("fc6", 10.0))
+    # With a trained backbone: train only its last N blocks (0 = all of it);
+    # the front's output is then cached per frame like a frozen feature map.
+    backbone_blocks: int = 0
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -72,6 +75,11 @@ class PretrainConfig:
             if not (len(item) == 2 and item[0] in known and item[1] >= 0):
                 errors.append(f"layer_lr entries must be (one of {sorted(known)}, "
                               f"multiplier >= 0), got {item!r}")
+        if not (isinstance(self.backbone_blocks, int) and self.backbone_blocks >= 0):
+            errors.append(f"backbone_blocks must be an int >= 0, got {self.backbone_blocks!r}")
+        elif self.backbone_blocks and not self.train_backbone:
+            errors.append("backbone_blocks > 0 needs a trained backbone "
+                          "(layer_lr with backbone > 0)")
         if errors:
             raise ValueError("invalid PretrainConfig: " + "; ".join(errors))
 
@@ -79,6 +87,15 @@ class PretrainConfig:
     def train_backbone(self) -> bool:
         """Whether the backbone gets gradient updates (else: cached features)."""
         return dict(self.layer_lr).get("backbone", 0.0) > 0
+
+    @property
+    def cached(self) -> str:
+        """What a domain caches per frame: ``'fmap'`` (frozen backbone),
+        ``'mid'`` (the front of a backbone whose last blocks train) or
+        ``'image'`` (the whole backbone trains)."""
+        if not self.train_backbone:
+            return "fmap"
+        return "mid" if self.backbone_blocks else "image"
 
     def replace(self, **changes) -> "PretrainConfig":
         return dataclasses.replace(self, **changes)

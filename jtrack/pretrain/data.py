@@ -33,8 +33,9 @@ class Domain:
 
     Attributes:
       name: sequence name.
-      data: ``(T, h, w, C) float32`` cached feature maps (frozen backbone) or
-        ``(T, S, S, 3) uint8`` region crops (trained backbone).
+      data: ``(T, h, w, C) float32`` cached feature maps (frozen backbone),
+        the untrained front's output (only the last blocks train), or
+        ``(T, S, S, 3) uint8`` region crops (the whole backbone trains).
       gt: ``(T, 4) float32`` xywh frame boxes (only frames with a valid box).
       rbox: ``(T, 4) float32`` xywh search region of each frame.
       image_wh: ``(T, 2) float32`` frame width, height.
@@ -79,18 +80,22 @@ def _crop(frame, box, scale: float, size: int):
     return region.crop(frame, rbox, size).astype(jnp.uint8), rbox
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _backbone_apply(name: str, params, images):
-    return nets.get_backbone(name).apply(params, images.astype(jnp.float32))
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _backbone_apply(name: str, front_of: int, params, images):
+    bb = nets.get_backbone(name)
+    apply = bb.split(front_of).front if front_of else bb.apply
+    return apply(params, images.astype(jnp.float32))
 
 
-def encode(backbone: str, params, crops: np.ndarray, chunk: int = 8) -> np.ndarray:
-    """(T, S, S, 3) uint8 crops -> (T, h, w, C) float32 feature maps, ``chunk``
-    crops per backbone call (one fixed shape: one compilation)."""
+def encode(backbone: str, params, crops: np.ndarray, chunk: int = 8,
+           front_of: int = 0) -> np.ndarray:
+    """(T, S, S, 3) uint8 crops -> (T, h, w, C) float32 feature maps (or, with
+    ``front_of`` = k > 0, the output of the trunk before its last k blocks),
+    ``chunk`` crops per backbone call (one fixed shape: one compilation)."""
     pad = -len(crops) % chunk
     padded = np.concatenate([crops, np.repeat(crops[-1:], pad, 0)]) if pad else crops
     return np.concatenate([
-        np.asarray(_backbone_apply(backbone, params, padded[s:s + chunk]))
+        np.asarray(_backbone_apply(backbone, front_of, params, padded[s:s + chunk]))
         for s in range(0, len(padded), chunk)])[:len(crops)]
 
 
@@ -116,7 +121,7 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
       frames: ``(H, W, 3) uint8`` frames, one per ``gt`` row.
       gt: ``(T, 4)`` xywh 0-based; frames with a NaN / non-positive box are
         skipped (absent target).
-      backbone_params: needed unless the backbone is trained.
+      backbone_params: the pretrained backbone, needed unless all of it trains.
       holdout: fraction of frames (the LAST ones, so they are not temporal
         neighbours of training frames) kept for held-out metrics.
     """
@@ -144,10 +149,12 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
         raise ValueError(f"domain {name!r}: needs at least 2 frames with a valid box, "
                          f"has {len(crops)}")
     data = np.stack(crops)
-    if not config.train_backbone:
+    if config.cached != "image":
         if backbone_params is None:
-            raise ValueError("prepare_domain needs backbone_params with a frozen backbone")
-        data = encode(tc.backbone, backbone_params, data, chunk)
+            raise ValueError("prepare_domain needs backbone_params unless the whole "
+                             "backbone trains")
+        front_of = config.backbone_blocks if config.cached == "mid" else 0
+        data = encode(tc.backbone, backbone_params, data, chunk, front_of)
     n = len(crops)
     n_held = min(int(round(holdout * n)), n - 1)
     return Domain(name=name, data=data, gt=np.stack(boxes).astype(np.float32),
@@ -179,10 +186,10 @@ def domain_of_step(n_domains: int, data_seed: int, step: int, stream: int
 def host_batch(config: PretrainConfig, domain: Domain, d: int, idx: np.ndarray,
                valid: np.ndarray | None = None) -> dict:
     """Numpy batch of frames ``idx`` (B,) of ``domain`` (index ``d``):
-    ``fmap`` or ``image`` (B, ...), ``gt``/``rbox`` (B, 4), ``image_wh`` (B, 2),
-    ``frame_valid`` (B,) float32 (0 = padding), ``domain`` () int32."""
-    key = "image" if config.train_backbone else "fmap"
-    return {key: domain.data[idx], "gt": domain.gt[idx], "rbox": domain.rbox[idx],
+    ``fmap``, ``mid`` or ``image`` (B, ...; :attr:`PretrainConfig.cached`),
+    ``gt``/``rbox`` (B, 4), ``image_wh`` (B, 2), ``frame_valid`` (B,) float32
+    (0 = padding), ``domain`` () int32."""
+    return {config.cached: domain.data[idx], "gt": domain.gt[idx], "rbox": domain.rbox[idx],
             "image_wh": domain.image_wh[idx],
             "frame_valid": (np.ones(len(idx), np.float32) if valid is None
                             else np.asarray(valid, np.float32)),

@@ -173,21 +173,22 @@ def load_head(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file
 
 def load_params(path: str, config: TrackerConfig, key: jax.Array, fc6: str = "file") -> dict:
     """``{'backbone', 'head'}`` for :func:`jtrack.init`: :func:`jtrack.init_params`
-    with the head (:func:`load_head`) and a trained backbone, if the file has
-    one, from ``path``; plus ``head_lr`` for a meta-learned head (its
+    with the head (:func:`load_head`) and the trained backbone blocks, if the
+    file has any, from ``path``; plus ``head_lr`` for a meta-learned head (its
     first-frame rates, learned for ``iters_init`` steps: the config must run
     as many on the first frame, :func:`jtrack.tracker.first_frame_iters`;
     iterations it defers to the next frames run at the online rates)."""
     kp, kh = jax.random.split(key)
     params = init_params(config, kp, head="random")
     _, backbone, _ = read_head(path)
-    if backbone is not None:
-        want = jax.tree.map(np.shape, params["backbone"])
-        got = jax.tree.map(np.shape, backbone)
-        if want != got:
+    if backbone is not None:  # all of the trunk, or the blocks that were trained
+        known = params["backbone"]
+        unknown = sorted(set(backbone) - set(known))
+        if unknown or any(jax.tree.map(np.shape, known[k]) != jax.tree.map(np.shape, v)
+                          for k, v in backbone.items()):
             raise ValueError(f"{path}: backbone parameters do not match backbone "
-                             f"{config.backbone!r}")
-        params["backbone"] = backbone
+                             f"{config.backbone!r}" + (f" (unknown {unknown})" if unknown else ""))
+        params["backbone"] = {**known, **backbone}
     params["head"] = load_head(path, config, kh, fc6)
     rates = read_rates(path)
     if rates is not None:

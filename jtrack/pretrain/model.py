@@ -3,8 +3,10 @@
 Parameters are a plain dict ``{'fc4', 'fc5', 'fc6'[, 'backbone']}`` whose
 fc4/fc5 have exactly the tracker head's layout (:func:`jtrack.nets.init_head`)
 and whose ``fc6`` stacks one branch per domain: ``kernel (K, hidden, 2)``,
-``bias (K, 2)``. ``backbone`` is present only when it is trained; a frozen
-backbone's feature maps are computed once per frame (:mod:`jtrack.pretrain.data`).
+``bias (K, 2)``. ``backbone`` is present only when it is trained (only its
+last ``backbone_blocks`` blocks' keys when those alone train); a frozen
+backbone's feature maps, or the untrained front's output, are computed once
+per frame (:mod:`jtrack.pretrain.data`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,19 @@ def init_params(config: PretrainConfig, n_domains: int, key: jax.Array) -> Param
               "fc6": {"kernel": 0.01 * jax.random.normal(k6, (n_domains, tc.hidden, 2)),
                       "bias": jnp.zeros((n_domains, 2), jnp.float32)}}
     if config.train_backbone:
-        params["backbone"] = nets.get_backbone(tc.backbone).init(kb)
+        full = nets.get_backbone(tc.backbone).init(kb)
+        keys = split(config).tail_keys if config.backbone_blocks else tuple(full)
+        params["backbone"] = {k: full[k] for k in keys}
     return params
+
+
+def split(config: PretrainConfig) -> nets.BackboneSplit:
+    """The tracker's backbone cut before its last ``backbone_blocks`` blocks."""
+    bb = nets.get_backbone(config.tracker.backbone)
+    if bb.split is None:
+        raise ValueError(f"backbone {bb.name!r} cannot be cut: train all of it "
+                         "(backbone_blocks=0) or none")
+    return bb.split(config.backbone_blocks)
 
 
 def branch(params: Params, domain: jax.Array) -> Params:
@@ -44,10 +57,13 @@ def branch(params: Params, domain: jax.Array) -> Params:
 
 
 def feature_maps(config: PretrainConfig, params: Params, batch: dict) -> jax.Array:
-    """(B, h, w, C) feature maps: cached ``batch['fmap']`` or the trained
+    """(B, h, w, C) feature maps: cached ``batch['fmap']``, the trained tail
+    applied to the cached front output ``batch['mid']``, or the trained
     backbone applied to ``batch['image']`` (B, S, S, 3)."""
     if "fmap" in batch:
         return batch["fmap"]
+    if "mid" in batch:
+        return split(config).tail(params["backbone"], batch["mid"])
     bb = nets.get_backbone(config.tracker.backbone)
     return bb.apply(params["backbone"], batch["image"].astype(jnp.float32))
 
