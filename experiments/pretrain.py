@@ -78,6 +78,14 @@ flags.DEFINE_string("layer_lr", "fc4=1,fc5=1,fc6=10",
                     "(slow on CPU: no feature cache), absent or 0 = frozen.")
 flags.DEFINE_integer("backbone_blocks", 0, "With backbone in --layer_lr: train only the "
                      "backbone's last N blocks (their input is cached per frame); 0 = all.")
+flags.DEFINE_integer("augment", 0, "Augmented views per training frame (0 = off): region "
+                     "jitter, flip, colour, blur (jtrack.pretrain.augment).")
+flags.DEFINE_float("aug_shift", 0.2, "Region-centre jitter, x the box's mean side.")
+flags.DEFINE_float("aug_scale", 1.25, "Region size factor, log-uniform in [1/s, s].")
+flags.DEFINE_float("aug_flip", 0.5, "Probability of a horizontal flip.")
+flags.DEFINE_float("aug_colour", 0.2, "Per-channel gain and contrast jitter.")
+flags.DEFINE_float("aug_blur", 0.3, "Probability of a Gaussian blur.")
+flags.DEFINE_integer("aug_seed", 0, "Seed of the augmented views.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 5e-4, "Weight decay.")
 flags.DEFINE_float("grad_clip", 10.0, "Global-norm gradient clip (0 = off).")
@@ -105,6 +113,7 @@ def _say(message: str) -> None:
 
 def make_config():
     from jtrack.pretrain import PretrainConfig, parse_layer_lr
+    from jtrack.pretrain.augment import Augment
     tc = TrackerConfig(backbone=FLAGS.backbone, region_size=FLAGS.region_size,
                        region_scale=FLAGS.region_scale,
                        init_region_scale=max(5.0, FLAGS.region_scale),
@@ -116,7 +125,9 @@ def make_config():
         pos_trans=FLAGS.pos_trans, pos_scale=FLAGS.pos_scale, neg_trans=FLAGS.neg_trans,
         neg_scale=FLAGS.neg_scale, top_k=FLAGS.top_k, layer_lr=parse_layer_lr(FLAGS.layer_lr),
         lr=FLAGS.lr, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
-        grad_clip=FLAGS.grad_clip, backbone_blocks=FLAGS.backbone_blocks)
+        grad_clip=FLAGS.grad_clip, backbone_blocks=FLAGS.backbone_blocks,
+        augment=Augment(FLAGS.augment, FLAGS.aug_shift, FLAGS.aug_scale, FLAGS.aug_flip,
+                        FLAGS.aug_colour, FLAGS.aug_blur, FLAGS.aug_seed))
 
 
 def prepare(config, sources, progress: bool = True) -> list:

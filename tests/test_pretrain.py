@@ -216,6 +216,29 @@ def test_last_blocks_train_on_the_cached_front(tmp_path):
         init_state(CFG_BB.replace(backbone_blocks=2), 1, 0, 0, mesh)
 
 
+def test_augmented_views_of_training_frames():
+    from jtrack.pretrain.augment import Augment, flip_box
+    frames, gt = moving_object(n_frames=10, frame_hw=(64, 80), object_hw=(16, 20),
+                               occlusion=None, seed=0)
+    bb = nets.get_backbone(TC.backbone).init(jax.random.key(0))
+    cfg = CFG.replace(augment=Augment(copies=2))
+    dom = prepare_domain(cfg, "syn0", frames, gt, bb, holdout=0.2)
+    # 10 frames, the last 2 held out; 2 views of each of the 8 training frames
+    assert len(dom) == 10 and dom.augmented == 16 and len(dom.data) == 26
+    assert list(dom.held) == [8, 9] and sorted(dom.train) == [*range(8), *range(10, 26)]
+    np.testing.assert_array_equal(prepare_domain(cfg, "syn0", frames, gt, bb, 0.2).data,
+                                  dom.data)
+    # a pure flip is the mirror image of the crop, with the mirrored box
+    flip = CFG_BB.replace(augment=Augment(copies=1, shift=0.0, scale=1.0, flip=1.0,
+                                          colour=0.0, blur=0.0))
+    d = prepare_domain(flip, "syn0", frames, gt, holdout=0.0)
+    np.testing.assert_allclose(d.data[13].astype(int), d.data[3][:, ::-1].astype(int), atol=1)
+    np.testing.assert_allclose(d.gt[13], flip_box(gt[3], 80))
+    assert not np.array_equal(d.data[13], d.data[3])
+    with pytest.raises(ValueError, match="augment.scale must be >= 1"):
+        CFG.replace(augment=Augment(copies=1, scale=0.5))
+
+
 def test_exclude_list_respected(tmp_path):
     keep, unused = apply_exclude(["Diving", "Jogging-1", "Jogging-2", "ball1", "Crossing"],
                                  ["jogging", "BALL1", "Basketball"])

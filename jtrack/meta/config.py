@@ -46,6 +46,9 @@ class MetaConfig:
         elif self.pretrain.train_backbone:
             errors.append("meta-learning keeps the backbone frozen (no 'backbone' in "
                           "pretrain.layer_lr)")
+        elif self.pretrain.augment.copies:
+            errors.append("meta-learning draws its queries by time: no augmented views "
+                          "(pretrain.augment.copies = 0)")
         elif self.tracker.iters_init < 1:
             errors.append("tracker.iters_init (the inner steps) must be >= 1")
         for name in ("episodes_per_batch", "query_frames", "horizon", "first_every"):

@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 from jtrack.config import TrackerConfig
+from jtrack.pretrain.augment import Augment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ class PretrainConfig:
     # With a trained backbone: train only its last N blocks (0 = all of it);
     # the front's output is then cached per frame like a frozen feature map.
     backbone_blocks: int = 0
+    # Extra augmented views of every training frame (jtrack.pretrain.augment).
+    augment: Augment = Augment()
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -80,6 +83,10 @@ class PretrainConfig:
         elif self.backbone_blocks and not self.train_backbone:
             errors.append("backbone_blocks > 0 needs a trained backbone "
                           "(layer_lr with backbone > 0)")
+        if isinstance(self.augment, Augment):
+            errors += self.augment.errors()
+        else:
+            errors.append("augment must be an Augment")
         if errors:
             raise ValueError("invalid PretrainConfig: " + "; ".join(errors))
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtrack import nets, region
+from jtrack.pretrain import augment
 from jtrack.pretrain.config import PretrainConfig
 
 
@@ -39,7 +40,9 @@ class Domain:
       gt: ``(T, 4) float32`` xywh frame boxes (only frames with a valid box).
       rbox: ``(T, 4) float32`` xywh search region of each frame.
       image_wh: ``(T, 2) float32`` frame width, height.
-      train: indices of training frames; ``held``: held-out frames (metrics only).
+      train: indices of training frames and their augmented views; ``held``:
+        held-out frames (metrics only).
+      augmented: number of augmented views, stored after the frames.
     """
 
     name: str
@@ -49,9 +52,11 @@ class Domain:
     image_wh: np.ndarray
     train: np.ndarray
     held: np.ndarray
+    augmented: int = 0
 
     def __len__(self) -> int:
-        return len(self.gt)
+        """Frames of the sequence (augmented views not counted)."""
+        return len(self.gt) - self.augmented
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -129,7 +134,10 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
     gt = np.asarray(gt, np.float32).reshape(-1, 4)
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-    crops, boxes, rboxes, whs = [], [], [], []
+    n = sum(valid_box(b) for b in gt)
+    n_held = max(0, min(int(round(holdout * n)), n - 1))
+    views = [], [], [], []  # crops, region boxes, boxes, frame sizes
+    extra = [], [], [], []  # augmented views of the training frames
     n_seen = 0
     for i, frame in enumerate(frames):
         n_seen += 1
@@ -138,16 +146,20 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
         b = gt[i]
         if not valid_box(b):
             continue
-        img, rb = crop(frame, b, tc.region_scale, tc.region_size)
-        crops.append(img)
-        boxes.append(b)
-        rboxes.append(rb)
-        whs.append((frame.shape[1], frame.shape[0]))
+        j = len(views[0])
+        for out, v in zip(views, (*crop(frame, b, tc.region_scale, tc.region_size), b,
+                                  (frame.shape[1], frame.shape[0]))):
+            out.append(v)
+        if j < n - n_held:
+            for c in range(config.augment.copies):
+                for out, v in zip(extra, augmented_view(config, name, j, c, frame, b)):
+                    out.append(v)
     if n_seen != len(gt):
         raise ValueError(f"domain {name!r}: {n_seen} frames but {len(gt)} ground-truth rows")
-    if len(crops) < 2:
+    if n < 2:
         raise ValueError(f"domain {name!r}: needs at least 2 frames with a valid box, "
-                         f"has {len(crops)}")
+                         f"has {n}")
+    crops, rboxes, boxes, whs = (a + b for a, b in zip(views, extra))
     data = np.stack(crops)
     if config.cached != "image":
         if backbone_params is None:
@@ -155,12 +167,26 @@ def prepare_domain(config: PretrainConfig, name: str, frames: Iterable[np.ndarra
                              "backbone trains")
         front_of = config.backbone_blocks if config.cached == "mid" else 0
         data = encode(tc.backbone, backbone_params, data, chunk, front_of)
-    n = len(crops)
-    n_held = min(int(round(holdout * n)), n - 1)
+    n_extra = len(extra[0])
     return Domain(name=name, data=data, gt=np.stack(boxes).astype(np.float32),
                   rbox=np.stack(rboxes).astype(np.float32),
                   image_wh=np.asarray(whs, np.float32),
-                  train=np.arange(n - n_held), held=np.arange(n - n_held, n))
+                  train=np.concatenate([np.arange(n - n_held), np.arange(n, n + n_extra)]),
+                  held=np.arange(n - n_held, n), augmented=n_extra)
+
+
+def augmented_view(config: PretrainConfig, name: str, index: int, copy: int,
+                   frame: np.ndarray, box: np.ndarray) -> tuple:
+    """Copy ``copy`` of training frame ``index`` (:mod:`jtrack.pretrain.augment`):
+    (crop (S, S, 3) uint8, region box (4,), box (4,) in the view's frame,
+    frame size (2,))."""
+    aug, tc = config.augment, config.tracker
+    rng = augment.rng_for(aug, name, index, copy)
+    if rng.uniform() < aug.flip:
+        frame, box = frame[:, ::-1], augment.flip_box(box, frame.shape[1])
+    img, rb = crop(np.ascontiguousarray(frame), augment.jitter_box(aug, rng, box),
+                   tc.region_scale, tc.region_size)
+    return augment.photometric(aug, rng, img), rb, box, (frame.shape[1], frame.shape[0])
 
 
 def draw(domains: Seq[Domain], frames_per_batch: int, data_seed: int, step: int
