@@ -3,6 +3,7 @@
     python -m experiments.pretrain --roots=../shared/data/otb/Crossing \
         --synthetic=20 --exclude=Diving,ball1 --steps=300 \
         --ckpt_dir=/tmp/pretrain [--devices=2] [--layer_lr=fc4=1,fc5=1,fc6=10]
+        [--layer_lr=fc4=1,fc5=1,fc6=10,backbone=0.1 --backbone_blocks=2] [--augment=2]
         [--distributed --coordinator_address=host:port --num_processes=2 --process_id=0]
 
 Every sequence is one domain (its own fc6). ``--exclude`` is required and
@@ -14,6 +15,12 @@ resumes exactly where it stopped. The shared fc4/fc5 end up in
 ``jtrack.pretrain.load_params(path, config, key)``. Per epoch (every domain
 once) it logs loss, PR, RR and TrackTopKAcc on the training batches and on
 the held-out frames, to stdout and ``<ckpt_dir>/log.jsonl``.
+
+The backbone stays frozen unless ``--layer_lr`` names it; ``--backbone_blocks=N``
+then trains only its last N blocks (the front's output is cached per frame,
+so a step costs little more than with a frozen backbone). ``--augment=K``
+adds K augmented views of every training frame (region jitter, flip,
+colour, blur; :mod:`jtrack.pretrain.augment`).
 
 With ``--distributed`` (:mod:`jtrack.distributed`) every process runs the
 same command: the mesh spans the devices of all processes (data parallel,
