@@ -52,6 +52,13 @@ class Backbone:
     channels: int
     split: Callable[[int], "BackboneSplit"] | None = None
 
+    def cut(self, k: int) -> "BackboneSplit":
+        """:attr:`split` ``(k)``; ValueError naming the backbone if it has none."""
+        if self.split is None:
+            raise ValueError(f"backbone {self.name!r} cannot be cut: train all of it "
+                             "(backbone_blocks=0) or none")
+        return self.split(k)
+
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSplit:

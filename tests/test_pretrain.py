@@ -214,6 +214,9 @@ def test_last_blocks_train_on_the_cached_front(tmp_path):
         CFG.replace(backbone_blocks=1)
     with pytest.raises(ValueError, match="only the last one can train alone"):
         init_state(CFG_BB.replace(backbone_blocks=2), 1, 0, 0, mesh)
+    uncut = cfg.replace(tracker=TC.replace(backbone="vggm"))  # registered without a split
+    with pytest.raises(ValueError, match="'vggm' cannot be cut"):
+        prepare_domain(uncut, "syn0", frames, gt, start, holdout=0.0)
 
 
 def test_augmented_views_of_training_frames():

@@ -88,7 +88,7 @@ def _crop(frame, box, scale: float, size: int):
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _backbone_apply(name: str, front_of: int, params, images):
     bb = nets.get_backbone(name)
-    apply = bb.split(front_of).front if front_of else bb.apply
+    apply = bb.cut(front_of).front if front_of else bb.apply
     return apply(params, images.astype(jnp.float32))
 
 

@@ -43,11 +43,7 @@ def init_params(config: PretrainConfig, n_domains: int, key: jax.Array) -> Param
 
 def split(config: PretrainConfig) -> nets.BackboneSplit:
     """The tracker's backbone cut before its last ``backbone_blocks`` blocks."""
-    bb = nets.get_backbone(config.tracker.backbone)
-    if bb.split is None:
-        raise ValueError(f"backbone {bb.name!r} cannot be cut: train all of it "
-                         "(backbone_blocks=0) or none")
-    return bb.split(config.backbone_blocks)
+    return nets.get_backbone(config.tracker.backbone).cut(config.backbone_blocks)
 
 
 def branch(params: Params, domain: jax.Array) -> Params:
